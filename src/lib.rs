@@ -1,1 +1,12 @@
-fn main(){}
+//! csranet: semi-supervised nucleus segmentation (CSRA-Net) with a stable C ABI.
+//!
+//! The Rust API: build a [`CsraNet`] from a [`Config`], load weights with
+//! [`io::weights`], segment with [`infer`].
+
+pub mod infer;
+pub mod io;
+pub mod model;
+pub mod ops;
+pub mod train;
+
+pub use model::{Config, CsraNet};

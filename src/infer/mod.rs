@@ -1,0 +1,3 @@
+//! Inference: image views, tiles and large images, instance post-processing.
+
+pub mod image;

@@ -1,0 +1,3 @@
+//! Reading and writing files: safetensors weights.
+
+pub mod weights;

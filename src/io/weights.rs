@@ -1,0 +1,233 @@
+//! Safetensors weights: strict, all-or-nothing loading and atomic saving.
+//!
+//! Names and shapes must match the model exactly; the first mismatch is named in the
+//! error. torchvision extras (`*.num_batches_tracked`, `aux_classifier.*`) are accepted
+//! and ignored. The model's configuration travels in the file's metadata under
+//! `csranet.config` (JSON), so a file can rebuild its own model.
+
+use crate::model::{Config, CsraNet, ParamStore};
+use candle_core::{bail, DType, Device, Result, Tensor};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+/// Metadata key holding the model configuration as JSON.
+pub const CONFIG_KEY: &str = "csranet.config";
+
+/// Upper bound on a weights file or buffer (4 GiB): larger is refused before parsing.
+pub const MAX_BYTES: usize = 4 << 30;
+
+fn ignored(name: &str) -> bool {
+    name.ends_with("num_batches_tracked") || name.starts_with("aux_classifier.")
+}
+
+fn to_tensor(name: &str, v: &TensorView) -> Result<Tensor> {
+    let dt = match v.dtype() {
+        Dtype::F32 => DType::F32,
+        Dtype::F16 => DType::F16,
+        Dtype::BF16 => DType::BF16,
+        Dtype::F64 => DType::F64,
+        other => bail!(
+            "tensor `{name}` has dtype {other:?}; expected a float type (F32, F16, BF16, F64)"
+        ),
+    };
+    let t = Tensor::from_raw_buffer(v.data(), dt, v.shape(), &Device::Cpu)?.to_dtype(DType::F32)?;
+    let bad = t
+        .flatten_all()?
+        .to_vec1::<f32>()?
+        .iter()
+        .any(|x| !x.is_finite());
+    if bad {
+        bail!("tensor `{name}` contains NaN or infinite values")
+    }
+    Ok(t)
+}
+
+/// Parses a safetensors buffer and checks it against `store`; returns the new values
+/// without touching the store.
+pub fn check(store: &ParamStore, bytes: &[u8]) -> Result<BTreeMap<String, Tensor>> {
+    if bytes.len() > MAX_BYTES {
+        bail!(
+            "weights buffer of {} bytes exceeds the {MAX_BYTES}-byte limit",
+            bytes.len()
+        )
+    }
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| candle_core::Error::Msg(format!("not a valid safetensors file: {e}")))?;
+    let file: HashMap<String, TensorView> = st.tensors().into_iter().collect();
+    let mut out = BTreeMap::new();
+    for (name, shape) in store.shapes() {
+        let Some(v) = file.get(&name) else {
+            bail!("weights file lacks tensor `{name}` (shape {shape:?}); is it for another configuration?")
+        };
+        if v.shape() != shape.as_slice() {
+            bail!(
+                "tensor `{name}` has shape {:?} in the file, the model expects {shape:?}",
+                v.shape()
+            )
+        }
+        out.insert(name.clone(), to_tensor(&name, v)?);
+    }
+    let mut extras: Vec<&String> = file
+        .keys()
+        .filter(|k| !ignored(k) && !out.contains_key(*k))
+        .collect();
+    extras.sort();
+    if let Some(e) = extras.first() {
+        bail!(
+            "weights file has tensor `{e}` that this configuration lacks ({} unexpected in all); is it for another configuration?",
+            extras.len()
+        )
+    }
+    Ok(out)
+}
+
+/// Loads weights from a buffer into `model`: all or nothing.
+pub fn load_bytes(model: &CsraNet, bytes: &[u8]) -> Result<()> {
+    let values = check(model.params(), bytes)?;
+    model.params().set_all(&values)
+}
+
+/// Reads a whole file with a size check.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| candle_core::Error::Msg(format!("cannot open {}: {e}", path.display())))?;
+    if meta.len() as u128 > MAX_BYTES as u128 {
+        bail!(
+            "{} is {} bytes, over the {MAX_BYTES}-byte limit",
+            path.display(),
+            meta.len()
+        )
+    }
+    std::fs::read(path)
+        .map_err(|e| candle_core::Error::Msg(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Loads weights from a file into `model`: all or nothing.
+pub fn load_file(model: &CsraNet, path: &Path) -> Result<()> {
+    let bytes = read_file(path)?;
+    load_bytes(model, &bytes)
+        .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))
+}
+
+/// The configuration stored in a weights buffer's metadata, if any.
+pub fn config_of(bytes: &[u8]) -> Result<Option<Config>> {
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| candle_core::Error::Msg(format!("not a valid safetensors file: {e}")))?;
+    let Some(m) = meta.metadata() else {
+        return Ok(None);
+    };
+    match m.get(CONFIG_KEY) {
+        None => Ok(None),
+        Some(js) => {
+            let cfg: Config = serde_json::from_str(js).map_err(|e| {
+                candle_core::Error::Msg(format!("bad `{CONFIG_KEY}` metadata: {e}"))
+            })?;
+            cfg.validate()?;
+            Ok(Some(cfg))
+        }
+    }
+}
+
+/// Builds a model from a buffer that carries its configuration, or from `fallback`.
+pub fn model_from_bytes(
+    bytes: &[u8],
+    fallback: Option<&Config>,
+    device: &Device,
+) -> Result<CsraNet> {
+    let cfg = match (config_of(bytes)?, fallback) {
+        (Some(c), _) => c,
+        (None, Some(c)) => c.clone(),
+        (None, None) => bail!("the weights carry no `{CONFIG_KEY}` metadata; give a configuration"),
+    };
+    let model = CsraNet::new(&cfg, device, 0)?;
+    load_bytes(&model, bytes)?;
+    Ok(model)
+}
+
+/// Serialises every tensor of `model` (f32, or f16 when `half` is set) with its
+/// configuration in the metadata.
+pub fn to_bytes(model: &CsraNet, half: bool) -> Result<Vec<u8>> {
+    let dt = if half { DType::F16 } else { DType::F32 };
+    let snap = model.params().snapshot()?;
+    let mut raw: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(snap.len());
+    for (name, t) in snap {
+        let t = t.to_dtype(dt)?;
+        let bytes = match dt {
+            DType::F16 => t
+                .flatten_all()?
+                .to_vec1::<half::f16>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+            _ => t
+                .flatten_all()?
+                .to_vec1::<f32>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        };
+        raw.push((name, t.dims().to_vec(), bytes));
+    }
+    let sdt = if half { Dtype::F16 } else { Dtype::F32 };
+    let views = raw
+        .iter()
+        .map(|(n, s, b)| {
+            TensorView::new(sdt, s.clone(), b)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut meta = HashMap::new();
+    meta.insert(
+        CONFIG_KEY.to_string(),
+        serde_json::to_string(model.config()).map_err(candle_core::Error::wrap)?,
+    );
+    meta.insert("format".to_string(), "pt".to_string());
+    safetensors::tensor::serialize(views, Some(meta))
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, synced,
+/// then renamed over the target. A crash mid-write leaves the previous file intact.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let err = |what: &str, e: std::io::Error| {
+        candle_core::Error::Msg(format!("cannot {what} {}: {e}", path.display()))
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{:?}",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let result = (|| {
+        let mut f =
+            std::fs::File::create(&tmp).map_err(|e| err("create a temporary file beside", e))?;
+        f.write_all(bytes).map_err(|e| err("write", e))?;
+        f.sync_all().map_err(|e| err("sync", e))?;
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(|e| err("rename onto", e))?;
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Saves `model` to `path` atomically (f32, or f16 when `half`).
+pub fn save_file(model: &CsraNet, path: &Path, half: bool) -> Result<()> {
+    write_atomic(path, &to_bytes(model, half)?)
+}

@@ -1,0 +1,226 @@
+//! Convolution, batch norm and linear layers with torchvision parameter names.
+
+use super::params::{Init, Pb};
+use candle_core::{Result, Tensor, Var, D};
+
+/// A 2-D convolution (`weight`, optional `bias`).
+#[derive(Clone, Debug)]
+pub struct Conv {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+}
+
+/// Geometry of a convolution.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvSpec {
+    pub cin: usize,
+    pub cout: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+    pub bias: bool,
+}
+
+impl ConvSpec {
+    /// A `k x k` conv with "same" padding for its dilation and no bias.
+    pub fn new(cin: usize, cout: usize, k: usize) -> Self {
+        Self {
+            cin,
+            cout,
+            k,
+            stride: 1,
+            padding: k / 2,
+            dilation: 1,
+            bias: false,
+        }
+    }
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = s;
+        self
+    }
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.dilation = d;
+        self.padding = d * (self.k / 2);
+        self
+    }
+    pub fn padding(mut self, p: usize) -> Self {
+        self.padding = p;
+        self
+    }
+    pub fn bias(mut self) -> Self {
+        self.bias = true;
+        self
+    }
+}
+
+impl Conv {
+    /// Registers `weight` (and `bias`) under `pb`.
+    pub fn new(s: ConvSpec, pb: &Pb, init: Init) -> Result<Self> {
+        let weight = pb.weight((s.cout, s.cin, s.k, s.k), "weight", init)?;
+        let bias = if s.bias {
+            Some(pb.weight(s.cout, "bias", Init::Const(0.0))?)
+        } else {
+            None
+        };
+        Ok(Self {
+            weight,
+            bias,
+            stride: s.stride,
+            padding: s.padding,
+            dilation: s.dilation,
+        })
+    }
+
+    /// `[B, Cin, H, W] -> [B, Cout, H', W']`
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.conv2d(&self.weight, self.padding, self.stride, self.dilation, 1)?;
+        match &self.bias {
+            None => Ok(y),
+            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
+        }
+    }
+}
+
+/// Batch normalisation with running statistics (PyTorch semantics: momentum 0.1,
+/// eps 1e-5, unbiased running variance).
+#[derive(Clone, Debug)]
+pub struct BatchNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub running_mean: Var,
+    pub running_var: Var,
+    pub eps: f64,
+    pub momentum: f64,
+}
+
+impl BatchNorm {
+    pub fn new(c: usize, pb: &Pb) -> Result<Self> {
+        Ok(Self {
+            weight: pb.weight(c, "weight", Init::Const(1.0))?,
+            bias: pb.weight(c, "bias", Init::Const(0.0))?,
+            running_mean: pb.buffer(c, "running_mean", Init::Const(0.0))?,
+            running_var: pb.buffer(c, "running_var", Init::Const(1.0))?,
+            eps: 1e-5,
+            momentum: 0.1,
+        })
+    }
+
+    /// Per-channel `(scale, shift)` of the eval-mode affine map, as `[C]` tensors.
+    pub fn eval_affine(&self) -> Result<(Tensor, Tensor)> {
+        let rm = self.running_mean.as_detached_tensor();
+        let rv = self.running_var.as_detached_tensor();
+        let scale = self.weight.broadcast_div(&(rv + self.eps)?.sqrt()?)?;
+        let shift = (&self.bias - rm.mul(&scale)?)?;
+        Ok((scale, shift))
+    }
+
+    /// `[B, C, H, W] -> [B, C, H, W]`. In training mode uses batch statistics and updates
+    /// the running ones; with a single value per channel (batch 1 through a 1x1 map) it
+    /// falls back to the running statistics, where PyTorch raises an error.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let n = b * h * w;
+        if !train || n < 2 {
+            let (scale, shift) = self.eval_affine()?;
+            return x
+                .broadcast_mul(&scale.reshape((1, c, 1, 1))?)?
+                .broadcast_add(&shift.reshape((1, c, 1, 1))?);
+        }
+        let mean = x.mean_keepdim((0, 2, 3))?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim((0, 2, 3))?;
+        let m = self.momentum;
+        let bm = mean.detach().flatten_all()?;
+        let bv = (var.detach().flatten_all()? * (n as f64 / (n as f64 - 1.0)))?;
+        let rm = ((self.running_mean.as_detached_tensor() * (1.0 - m))? + (bm * m)?)?;
+        let rv = ((self.running_var.as_detached_tensor() * (1.0 - m))? + (bv * m)?)?;
+        self.running_mean.set(&rm)?;
+        self.running_var.set(&rv)?;
+        let y = xc.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        y.broadcast_mul(&self.weight.reshape((1, c, 1, 1))?)?
+            .broadcast_add(&self.bias.reshape((1, c, 1, 1))?)
+    }
+}
+
+/// A bias-free conv followed by batch norm (and an optional ReLU). In eval mode the
+/// batch norm is folded into the convolution's weights.
+#[derive(Clone, Debug)]
+pub struct ConvBn {
+    pub conv: Conv,
+    pub bn: BatchNorm,
+    pub relu: bool,
+}
+
+impl ConvBn {
+    /// `conv_pb`/`bn_pb` name the two parts (torchvision names them differently per block).
+    pub fn new(s: ConvSpec, conv_pb: &Pb, bn_pb: &Pb, relu: bool) -> Result<Self> {
+        Ok(Self {
+            conv: Conv::new(s, conv_pb, Init::KaimingFanOut)?,
+            bn: BatchNorm::new(s.cout, bn_pb)?,
+            relu,
+        })
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let y = if train {
+            self.bn.forward_t(&self.conv.forward(x)?, true)?
+        } else {
+            let (scale, shift) = self.bn.eval_affine()?;
+            let w = self
+                .conv
+                .weight
+                .broadcast_mul(&scale.reshape(((), 1, 1, 1))?)?;
+            let c = &self.conv;
+            x.conv2d(&w, c.padding, c.stride, c.dilation, 1)?
+                .broadcast_add(&shift.reshape((1, (), 1, 1))?)?
+        };
+        if self.relu {
+            y.relu()
+        } else {
+            Ok(y)
+        }
+    }
+}
+
+/// A fully connected layer `y = x W^T + b` over the last dimension.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+impl Linear {
+    pub fn new(cin: usize, cout: usize, pb: &Pb) -> Result<Self> {
+        Ok(Self {
+            weight: pb.weight((cout, cin), "weight", Init::FanInUniform)?,
+            bias: pb.weight(cout, "bias", Init::Const(0.0))?,
+        })
+    }
+
+    /// `[..., Cin] -> [..., Cout]`
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let cin = dims[dims.len() - 1];
+        let rows = x.elem_count() / cin;
+        let y = x
+            .reshape((rows, cin))?
+            .matmul(&self.weight.t()?)?
+            .broadcast_add(&self.bias)?;
+        let mut out = dims;
+        let last = out.len() - 1;
+        out[last] = self.weight.dim(0)?;
+        y.reshape(out)
+    }
+}
+
+/// Numerically stable softmax over the last dimension, with a backward (unlike
+/// `candle_nn::ops::softmax_last_dim`).
+pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    let m = x.max_keepdim(D::Minus1)?.detach();
+    let e = x.broadcast_sub(&m)?.exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}

@@ -1,0 +1,13 @@
+//! The network: configuration, parameter store, layers, ResNet, ASPP, RAA, DeepLabv3.
+
+mod aspp;
+pub mod config;
+mod deeplab;
+pub mod layers;
+pub mod params;
+mod raa;
+mod resnet;
+
+pub use config::Config;
+pub use deeplab::{CsraNet, Parts};
+pub use params::{Kind, ParamStore};
