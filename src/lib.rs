@@ -3,8 +3,11 @@
 //! The Rust API: build a [`CsraNet`] from a [`Config`], load weights with
 //! [`io::weights`], segment with [`infer`].
 
+pub mod data;
+pub mod ffi;
 pub mod infer;
 pub mod io;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod train;

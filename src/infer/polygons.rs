@@ -46,7 +46,11 @@ pub fn trace_outline(mask: &[bool], width: usize, height: usize) -> Vec<[i32; 2]
     let filled = fill_holes_padded(pw, ph, |x, y| mask[y * width + x]);
     let inside = |x: i32, y: i32| -> bool {
         // (x, y) in padded pixel coordinates; the padding is outside.
-        x >= 0 && y >= 0 && (x as usize) < pw && (y as usize) < ph && filled[y as usize * pw + x as usize]
+        x >= 0
+            && y >= 0
+            && (x as usize) < pw
+            && (y as usize) < ph
+            && filled[y as usize * pw + x as usize]
     };
     let (sx, sy) = ((first % width) as i32 + 1, (first / width) as i32 + 1);
     let mut out: Vec<[i32; 2]> = Vec::new();
@@ -184,7 +188,11 @@ pub fn simplify_ring(ring: &[[i32; 2]], epsilon: f64) -> Vec<[i32; 2]> {
 /// 1/8 of a pixel), and as a last resort the raw ring is returned (raw outlines from
 /// [`trace_outline`] are simple). Output is `f32` pixel-corner coordinates.
 pub fn simplify_valid(ring: &[[i32; 2]], epsilon: f32) -> Vec<[f32; 2]> {
-    let to_f = |r: &[[i32; 2]]| r.iter().map(|p| [p[0] as f32, p[1] as f32]).collect::<Vec<_>>();
+    let to_f = |r: &[[i32; 2]]| {
+        r.iter()
+            .map(|p| [p[0] as f32, p[1] as f32])
+            .collect::<Vec<_>>()
+    };
     let mut eps = epsilon as f64;
     while eps >= 0.125 {
         let s = simplify_ring(ring, eps);
@@ -198,7 +206,13 @@ pub fn simplify_valid(ring: &[[i32; 2]], epsilon: f32) -> Vec<[f32; 2]> {
 
 /// Full pipeline for one region: outline of `id` within `bbox`, simplified with `epsilon` and
 /// validated (see [`simplify_valid`]).
-pub fn region_polygon(labels: &[u32], width: usize, bbox: [u32; 4], id: u32, epsilon: f32) -> Vec<[f32; 2]> {
+pub fn region_polygon(
+    labels: &[u32],
+    width: usize,
+    bbox: [u32; 4],
+    id: u32,
+    epsilon: f32,
+) -> Vec<[f32; 2]> {
     let ring = region_outline(labels, width, bbox, id);
     simplify_valid(&ring, epsilon)
 }
@@ -223,7 +237,10 @@ fn orient(a: [f64; 2], b: [f64; 2], c: [f64; 2]) -> f64 {
 }
 
 fn on_segment(a: [f64; 2], b: [f64; 2], p: [f64; 2]) -> bool {
-    p[0] >= a[0].min(b[0]) && p[0] <= a[0].max(b[0]) && p[1] >= a[1].min(b[1]) && p[1] <= a[1].max(b[1])
+    p[0] >= a[0].min(b[0])
+        && p[0] <= a[0].max(b[0])
+        && p[1] >= a[1].min(b[1])
+        && p[1] <= a[1].max(b[1])
 }
 
 /// Whether closed segments `a-b` and `c-d` share at least one point (proper crossings, touching
@@ -234,7 +251,9 @@ pub fn segments_intersect(a: [f64; 2], b: [f64; 2], c: [f64; 2], d: [f64; 2]) ->
     let o2 = orient(a, b, d);
     let o3 = orient(c, d, a);
     let o4 = orient(c, d, b);
-    if ((o1 > 0.0 && o2 < 0.0) || (o1 < 0.0 && o2 > 0.0)) && ((o3 > 0.0 && o4 < 0.0) || (o3 < 0.0 && o4 > 0.0)) {
+    if ((o1 > 0.0 && o2 < 0.0) || (o1 < 0.0 && o2 > 0.0))
+        && ((o3 > 0.0 && o4 < 0.0) || (o3 < 0.0 && o4 > 0.0))
+    {
         return true;
     }
     (o1 == 0.0 && on_segment(a, b, c))
@@ -310,12 +329,19 @@ mod tests {
     fn mask_from(rows: &[&str]) -> (Vec<bool>, usize, usize) {
         let h = rows.len();
         let w = rows[0].len();
-        let m = rows.iter().flat_map(|r| r.chars().map(|c| c == '#')).collect();
+        let m = rows
+            .iter()
+            .flat_map(|r| r.chars().map(|c| c == '#'))
+            .collect();
         (m, w, h)
     }
 
     fn area_i(r: &[[i32; 2]]) -> f64 {
-        signed_area(&r.iter().map(|p| [p[0] as f32, p[1] as f32]).collect::<Vec<_>>())
+        signed_area(
+            &r.iter()
+                .map(|p| [p[0] as f32, p[1] as f32])
+                .collect::<Vec<_>>(),
+        )
     }
 
     #[test]
@@ -394,9 +420,19 @@ mod tests {
         assert!(s([0., 0.], [2., 0.], [1., 0.], [1., 1.])); // T touch
         assert!(s([0., 0.], [2., 0.], [1., 0.], [3., 0.])); // collinear overlap
         assert!(!s([0., 0.], [1., 0.], [2., 0.], [3., 0.])); // collinear disjoint
-        assert!(!is_simple_polygon(&[[0., 0.], [2., 2.], [2., 0.], [0., 2.]])); // bow-tie
+        assert!(!is_simple_polygon(&[
+            [0., 0.],
+            [2., 2.],
+            [2., 0.],
+            [0., 2.]
+        ])); // bow-tie
         assert!(is_simple_polygon(&[[0., 0.], [2., 0.], [2., 2.], [0., 2.]]));
-        assert!(!is_simple_polygon(&[[0., 0.], [2., 0.], [1., 0.], [0., 2.]])); // spike
+        assert!(!is_simple_polygon(&[
+            [0., 0.],
+            [2., 0.],
+            [1., 0.],
+            [0., 2.]
+        ])); // spike
         assert!(!is_simple_polygon(&[[0., 0.], [1., 1.], [2., 2.]])); // zero area
     }
 }

@@ -53,13 +53,6 @@ pub struct PostprocessConfig {
     /// the longest boundary with, instead of dropping it (isolated small objects are still
     /// dropped). Default true.
     pub merge_small: bool,
-    /// Relative dynamic: after the watershed, adjacent regions are merged when the lower peak
-    /// rises less than `h_rel` times its own height above the saddle between them. 0 disables.
-    pub h_rel: f32,
-    /// Convexity-guided merging: adjacent regions whose lower peak rises less than `merge_h`
-    /// above their saddle are merged if their union has solidity >= `merge_solidity`.
-    pub merge_h: f32,
-    pub merge_solidity: f32,
     /// Concave-point splitting (see `split_concave`): minimum notch depth (px, 0 disables),
     /// maximum cut length / (sum of the two depths), and the solidity below which a region is
     /// examined.
@@ -76,17 +69,14 @@ impl Default for PostprocessConfig {
     fn default() -> Self {
         PostprocessConfig {
             min_area: 10,
-            h: 2.0,
+            h: 1.5,
             polygon_tolerance: 1.0,
-            sigma: 1.0,
+            sigma: 0.5,
             border_is_background: false,
             merge_small: true,
-            h_rel: 0.0,
-            merge_h: 0.0,
-            merge_solidity: 0.0,
-            concave_depth: 0.0,
-            concave_ratio: 0.0,
-            concave_solidity: 0.9,
+            concave_depth: 2.5,
+            concave_ratio: 2.5,
+            concave_solidity: 0.95,
             split_classes: false,
         }
     }
@@ -134,7 +124,11 @@ pub fn instances_from_probs(
 ) -> Instances {
     let n = width * height;
     assert!(num_classes >= 1, "num_classes must be >= 1");
-    assert_eq!(probs.len(), num_classes * n, "probs must be num_classes x height x width");
+    assert_eq!(
+        probs.len(),
+        num_classes * n,
+        "probs must be num_classes x height x width"
+    );
     let mut arg = vec![0u32; n];
     let mut best = probs[..n].to_vec();
     for c in 1..num_classes {
@@ -156,7 +150,11 @@ pub fn instances_from_class_map(
     height: usize,
     cfg: &PostprocessConfig,
 ) -> Instances {
-    assert_eq!(class_map.len(), width * height, "class map must be height x width");
+    assert_eq!(
+        class_map.len(),
+        width * height,
+        "class map must be height x width"
+    );
     let arg: Vec<u32> = class_map.iter().map(|&c| c as u32).collect();
     let num_classes = arg.iter().copied().max().unwrap_or(0) as usize + 1;
     instances_core(&arg, num_classes, width, height, None, cfg)
@@ -237,169 +235,52 @@ fn instances_core(
                 (sy[l] / area[l] as f64 + 0.5) as f32,
             ],
             bbox: bbox[l],
-            polygon: polygons::region_polygon(&labels, width, bbox[l], l as u32, cfg.polygon_tolerance),
+            polygon: polygons::region_polygon(
+                &labels,
+                width,
+                bbox[l],
+                l as u32,
+                cfg.polygon_tolerance,
+            ),
         })
         .collect();
-    Instances { width, height, labels, instances }
+    Instances {
+        width,
+        height,
+        labels,
+        instances,
+    }
 }
 
 /// Splits a binary foreground into regions (distance transform, h-maxima markers, watershed).
 /// Returns a label map (0 = background, other values arbitrary region labels, each region
 /// 4-connected). No area filtering.
-pub fn split_foreground(cls: &[u32], width: usize, height: usize, cfg: &PostprocessConfig) -> Vec<u32> {
+pub fn split_foreground(
+    cls: &[u32],
+    width: usize,
+    height: usize,
+    cfg: &PostprocessConfig,
+) -> Vec<u32> {
     let n = width * height;
     assert_eq!(cls.len(), n);
     if !cls.iter().any(|&c| c != 0) {
         return vec![0; n];
     }
-    let g = Grid { cls, width, height, by_class: cfg.split_classes };
+    let g = Grid {
+        cls,
+        width,
+        height,
+        by_class: cfg.split_classes,
+    };
     let dist = distance_map(&g, cfg);
     let rec = hmax_reconstruct(&dist, &g, cfg.h.max(0.0));
     let markers = regional_maxima(&rec, &g);
     let labels = watershed(&dist, &g, markers);
-    let labels = if cfg.h_rel > 0.0 || (cfg.merge_h > 0.0 && cfg.merge_solidity > 0.0) {
-        merge_regions(&dist, labels, &g, cfg)
-    } else {
-        labels
-    };
     if cfg.concave_depth > 0.0 && cfg.concave_ratio > 0.0 {
         split_concave(labels, &g, cfg)
     } else {
         labels
     }
-}
-
-/// Hierarchical merging of adjacent watershed regions, in decreasing order of the saddle
-/// (highest boundary point of the distance map) between them, so that a merged group carries
-/// the higher of its peaks (component-tree order). For two groups meeting at saddle `s`, with
-/// lower peak `p` (dynamic `p - s`), they are merged when
-/// - `p - s < h_rel * p` (relative dynamic too small), or
-/// - `p - s < merge_h` and the solidity (pixel area / convex hull area) of their union is at
-///   least `merge_solidity` (splitting a convex blob is not worth it).
-fn merge_regions(f: &[f32], labels: Vec<u32>, g: &Grid, cfg: &PostprocessConfig) -> Vec<u32> {
-    use imageproc::point::Point;
-    let (width, height) = (g.width, g.height);
-    let nl = labels.iter().copied().max().unwrap_or(0) as usize;
-    if nl < 2 {
-        return labels;
-    }
-    let mut peak = vec![f32::NEG_INFINITY; nl + 1];
-    let mut area = vec![0u32; nl + 1];
-    // Per region and row: leftmost and rightmost pixel, for the convex hulls.
-    let mut row_ext: Vec<Vec<(u32, u32, u32)>> = vec![Vec::new(); nl + 1];
-    let mut saddle: std::collections::HashMap<(u32, u32), f32> = std::collections::HashMap::new();
-    for y in 0..height {
-        for x in 0..width {
-            let i = y * width + x;
-            let a = labels[i];
-            if a == 0 {
-                continue;
-            }
-            let v = f[i];
-            let au = a as usize;
-            if v > peak[au] {
-                peak[au] = v;
-            }
-            area[au] += 1;
-            match row_ext[au].last_mut() {
-                Some(e) if e.0 == y as u32 => e.2 = x as u32,
-                _ => row_ext[au].push((y as u32, x as u32, x as u32)),
-            }
-            let mut add = |j: usize| {
-                let b = labels[j];
-                if b != 0 && b != a && g.linked(i, j) {
-                    let key = (a.min(b), a.max(b));
-                    let s = v.min(f[j]);
-                    let e = saddle.entry(key).or_insert(f32::NEG_INFINITY);
-                    if s > *e {
-                        *e = s;
-                    }
-                }
-            };
-            if x + 1 < width {
-                add(i + 1);
-            }
-            if y + 1 < height {
-                add(i + width);
-            }
-        }
-    }
-    let use_solidity = cfg.merge_h > 0.0 && cfg.merge_solidity > 0.0;
-    let mut hull: Vec<Vec<Point<i64>>> = if use_solidity {
-        row_ext
-            .iter()
-            .map(|rows| {
-                let mut pts = Vec::with_capacity(rows.len() * 4);
-                for &(y, x0, x1) in rows {
-                    let (y, x0, x1) = (y as i64, x0 as i64, x1 as i64 + 1);
-                    pts.extend([Point::new(x0, y), Point::new(x1, y), Point::new(x0, y + 1), Point::new(x1, y + 1)]);
-                }
-                if pts.is_empty() {
-                    pts
-                } else {
-                    imageproc::geometry::convex_hull(pts)
-                }
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let hull_area2 = |h: &[Point<i64>]| -> i64 {
-        let n = h.len();
-        let mut s = 0i64;
-        for k in 0..n {
-            let (p, q) = (h[k], h[(k + 1) % n]);
-            s += p.x * q.y - q.x * p.y;
-        }
-        s.abs()
-    };
-    let mut edges: Vec<(f32, u32, u32)> = saddle.into_iter().map(|((a, b), s)| (s, a, b)).collect();
-    edges.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
-    let mut parent: Vec<u32> = (0..=nl as u32).collect();
-    fn find(parent: &mut [u32], mut x: u32) -> u32 {
-        while parent[x as usize] != x {
-            parent[x as usize] = parent[parent[x as usize] as usize];
-            x = parent[x as usize];
-        }
-        x
-    }
-    for (s, a, b) in edges {
-        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
-        if ra == rb {
-            continue;
-        }
-        let (pa, pb) = (peak[ra as usize], peak[rb as usize]);
-        let low = pa.min(pb);
-        let dynamic = low - s;
-        let mut merge = dynamic < cfg.h_rel * low;
-        let mut union_hull = None;
-        if !merge && use_solidity && dynamic < cfg.merge_h {
-            let mut pts = hull[ra as usize].clone();
-            pts.extend_from_slice(&hull[rb as usize]);
-            let uh = imageproc::geometry::convex_hull(pts);
-            let ha = hull_area2(&uh) as f64 * 0.5;
-            let solidity = (area[ra as usize] + area[rb as usize]) as f64 / ha.max(1.0);
-            if solidity >= cfg.merge_solidity as f64 {
-                merge = true;
-                union_hull = Some(uh);
-            }
-        }
-        if merge {
-            let (keep, gone) = if pa >= pb { (ra, rb) } else { (rb, ra) };
-            parent[gone as usize] = keep;
-            area[keep as usize] += area[gone as usize];
-            if use_solidity {
-                let uh = union_hull.unwrap_or_else(|| {
-                    let mut pts = hull[ra as usize].clone();
-                    pts.extend_from_slice(&hull[rb as usize]);
-                    imageproc::geometry::convex_hull(pts)
-                });
-                hull[keep as usize] = uh;
-                hull[gone as usize] = Vec::new();
-            }
-        }
-    }
-    labels.into_iter().map(|l| if l == 0 { 0 } else { find(&mut parent, l) }).collect()
 }
 
 /// Splits regions at pairs of concave boundary points (notches where touching nuclei meet),
@@ -479,7 +360,11 @@ fn cut_region(
     if n < 6 {
         return None;
     }
-    let hull = imageproc::geometry::convex_hull(ring.iter().map(|p| Point::new(p[0], p[1])).collect::<Vec<_>>());
+    let hull = imageproc::geometry::convex_hull(
+        ring.iter()
+            .map(|p| Point::new(p[0], p[1]))
+            .collect::<Vec<_>>(),
+    );
     let hn = hull.len();
     let mut hull_area2 = 0i64;
     for k in 0..hn {
@@ -491,7 +376,10 @@ fn cut_region(
         return None;
     }
     // Ring indices that are hull vertices, in ring order.
-    let is_hull: Vec<bool> = ring.iter().map(|p| hull.iter().any(|h| h.x == p[0] && h.y == p[1])).collect();
+    let is_hull: Vec<bool> = ring
+        .iter()
+        .map(|p| hull.iter().any(|h| h.x == p[0] && h.y == p[1]))
+        .collect();
     let start = is_hull.iter().position(|&h| h)?;
     let mut concave: Vec<([f64; 2], f64)> = Vec::new();
     let mut a = start;
@@ -532,7 +420,11 @@ fn cut_region(
     }
     let inside = |px: f64, py: f64| -> bool {
         let (x, y) = (px.floor(), py.floor());
-        x >= 0.0 && y >= 0.0 && (x as usize) < bw && (y as usize) < bh && mask[y as usize * bw + x as usize]
+        x >= 0.0
+            && y >= 0.0
+            && (x as usize) < bw
+            && (y as usize) < bh
+            && mask[y as usize * bw + x as usize]
     };
     let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
     for i in 0..concave.len() {
@@ -701,7 +593,11 @@ fn distance_map(g: &Grid, cfg: &PostprocessConfig) -> Vec<f32> {
         })
         .collect();
     let has_seed = inner.iter().any(|&f| !f);
-    let pad = if cfg.border_is_background || !has_seed { 1 } else { 0 };
+    let pad = if cfg.border_is_background || !has_seed {
+        1
+    } else {
+        0
+    };
     let (pw, ph) = (width + 2 * pad, height + 2 * pad);
     // imageproc measures the distance to the nearest non-zero pixel: make the seeds non-zero.
     let img = ImageBuffer::<Luma<u8>, Vec<u8>>::from_fn(pw as u32, ph as u32, |x, y| {
@@ -718,12 +614,14 @@ fn distance_map(g: &Grid, cfg: &PostprocessConfig) -> Vec<f32> {
     for y in 0..height {
         for x in 0..width {
             if inner[y * width + x] {
-                dist[y * width + x] = d2.get_pixel((x + pad) as u32, (y + pad) as u32)[0].sqrt() as f32;
+                dist[y * width + x] =
+                    d2.get_pixel((x + pad) as u32, (y + pad) as u32)[0].sqrt() as f32;
             }
         }
     }
     if cfg.sigma > 0.0 {
-        let img = ImageBuffer::<Luma<f32>, Vec<f32>>::from_raw(width as u32, height as u32, dist).unwrap();
+        let img = ImageBuffer::<Luma<f32>, Vec<f32>>::from_raw(width as u32, height as u32, dist)
+            .unwrap();
         dist = imageproc::filter::gaussian_blur_f32(&img, cfg.sigma).into_raw();
         for (d, &c) in dist.iter_mut().zip(g.cls) {
             if c == 0 {
@@ -832,7 +730,11 @@ fn hmax_reconstruct(f: &[f32], g: &Grid, h: f32) -> Vec<f32> {
         r[i] = m.min(f[i]);
         let ri = r[i];
         let mut push = false;
-        if y + 1 < height && g.linked(i, i + width) && r[i + width] < ri && r[i + width] < f[i + width] {
+        if y + 1 < height
+            && g.linked(i, i + width)
+            && r[i + width] < ri
+            && r[i + width] < f[i + width]
+        {
             push = true;
         }
         if x + 1 < width && g.linked(i, i + 1) && r[i + 1] < ri && r[i + 1] < f[i + 1] {
@@ -910,7 +812,9 @@ impl Eq for QItem {}
 impl Ord for QItem {
     fn cmp(&self, other: &Self) -> Ordering {
         // Max-heap on value (flooding the negated distance from its minima), then oldest first.
-        self.value.total_cmp(&other.value).then_with(|| other.age.cmp(&self.age))
+        self.value
+            .total_cmp(&other.value)
+            .then_with(|| other.age.cmp(&self.age))
     }
 }
 impl PartialOrd for QItem {
@@ -926,7 +830,11 @@ fn watershed(dist: &[f32], g: &Grid, mut labels: Vec<u32>) -> Vec<u32> {
     let mut age = 0u64;
     for i in 0..labels.len() {
         if labels[i] != 0 {
-            heap.push(QItem { value: dist[i], age, idx: i });
+            heap.push(QItem {
+                value: dist[i],
+                age,
+                idx: i,
+            });
             age += 1;
         }
     }
@@ -942,7 +850,11 @@ fn watershed(dist: &[f32], g: &Grid, mut labels: Vec<u32>) -> Vec<u32> {
         });
         for &q in &new[..k] {
             labels[q] = lp;
-            heap.push(QItem { value: dist[q], age, idx: q });
+            heap.push(QItem {
+                value: dist[q],
+                age,
+                idx: q,
+            });
             age += 1;
         }
     }
@@ -964,7 +876,9 @@ fn finalize_labels(raw: &[u32], width: usize, height: usize, cfg: &PostprocessCo
     if cfg.merge_small {
         // Merge small regions into the (non-small) neighbour with the longest shared boundary,
         // smallest regions first; neighbours are counted on the raw map.
-        let mut small: Vec<u32> = (1..=nl as u32).filter(|&l| area[l as usize] > 0 && area[l as usize] < cfg.min_area).collect();
+        let mut small: Vec<u32> = (1..=nl as u32)
+            .filter(|&l| area[l as usize] > 0 && area[l as usize] < cfg.min_area)
+            .collect();
         small.sort_by_key(|&l| (area[l as usize], l));
         if !small.is_empty() {
             let is_small = {
@@ -975,7 +889,8 @@ fn finalize_labels(raw: &[u32], width: usize, height: usize, cfg: &PostprocessCo
                 v
             };
             // Shared boundary counts between small regions and their neighbours.
-            let mut contacts: std::collections::HashMap<(u32, u32), u32> = std::collections::HashMap::new();
+            let mut contacts: std::collections::HashMap<(u32, u32), u32> =
+                std::collections::HashMap::new();
             for y in 0..height {
                 for x in 0..width {
                     let i = y * width + x;
@@ -1069,13 +984,28 @@ mod tests {
         for (k, it) in inst.instances.iter().enumerate() {
             assert_eq!(it.id as usize, k + 1);
             assert!(it.area > 0);
-            assert!(it.polygon.len() >= 3, "instance {} polygon {:?}", it.id, it.polygon);
-            assert!(is_simple_polygon(&it.polygon), "instance {} polygon {:?}", it.id, it.polygon);
+            assert!(
+                it.polygon.len() >= 3,
+                "instance {} polygon {:?}",
+                it.id,
+                it.polygon
+            );
+            assert!(
+                is_simple_polygon(&it.polygon),
+                "instance {} polygon {:?}",
+                it.id,
+                it.polygon
+            );
             assert!(signed_area(&it.polygon) > 0.0);
             let [x0, y0, x1, y1] = it.bbox;
             assert!(x0 < x1 && y0 < y1 && x1 as usize <= w && y1 as usize <= inst.height);
             for p in &it.polygon {
-                assert!(p[0] >= x0 as f32 && p[0] <= x1 as f32 && p[1] >= y0 as f32 && p[1] <= y1 as f32);
+                assert!(
+                    p[0] >= x0 as f32
+                        && p[0] <= x1 as f32
+                        && p[1] >= y0 as f32
+                        && p[1] <= y1 as f32
+                );
             }
             // Raw outline area equals pixel area plus any holes.
             let raw = polygons::region_outline(&inst.labels, w, it.bbox, it.id);
@@ -1127,7 +1057,10 @@ mod tests {
         assert_eq!(it.area, px);
         assert!((it.centroid[0] - 30.5).abs() < 0.01 && (it.centroid[1] - 31.5).abs() < 0.01);
         let a = signed_area(&it.polygon);
-        assert!((a - px as f64).abs() / (px as f64) < 0.05, "polygon area {a} vs {px}");
+        assert!(
+            (a - px as f64).abs() / (px as f64) < 0.05,
+            "polygon area {a} vs {px}"
+        );
         check_valid(&r);
     }
 
@@ -1164,7 +1097,10 @@ mod tests {
         let r = instances_from_class_map(&m, w, h, &PostprocessConfig::default());
         assert_eq!(r.instances.len(), 1);
         assert_eq!(r.labels[2 * w + 3], 0);
-        let cfg = PostprocessConfig { min_area: 1, ..Default::default() };
+        let cfg = PostprocessConfig {
+            min_area: 1,
+            ..Default::default()
+        };
         let r = instances_from_class_map(&m, w, h, &cfg);
         assert_eq!(r.instances.len(), 2);
         let one = &r.instances[0];
@@ -1252,7 +1188,9 @@ mod tests {
         let (w, h) = (128, 96);
         let mut state = 12345u64;
         let mut rnd = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 33) as f32) / (1u64 << 31) as f32
         };
         let mut total = 0;
@@ -1265,10 +1203,17 @@ mod tests {
             }
             for _ in 0..800 {
                 let i = (rnd() * (w * h) as f32) as usize % (w * h);
-                m[i] = if rnd() < 0.5 { 0 } else { 1 + (rnd() * 4.0) as u8 };
+                m[i] = if rnd() < 0.5 {
+                    0
+                } else {
+                    1 + (rnd() * 4.0) as u8
+                };
             }
             for min_area in [1, 10] {
-                let cfg = PostprocessConfig { min_area, ..Default::default() };
+                let cfg = PostprocessConfig {
+                    min_area,
+                    ..Default::default()
+                };
                 let r = instances_from_class_map(&m, w, h, &cfg);
                 check_valid(&r);
                 total += r.instances.len();
@@ -1280,7 +1225,8 @@ mod tests {
     }
 
     fn fixture_dir() -> std::path::PathBuf {
-        let root = std::env::var("CSRANET_ROOT").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+        let root = std::env::var("CSRANET_ROOT")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
         std::path::Path::new(&root).join("tests/fixtures/tiles")
     }
 
@@ -1288,8 +1234,12 @@ mod tests {
     fn fixture_tiles_instance_count() {
         let dir = fixture_dir();
         for k in 1..=3 {
-            let t = image::open(dir.join(format!("patch{k}_type.png"))).expect("type png").to_luma8();
-            let gt = image::open(dir.join(format!("patch{k}_inst.png"))).expect("inst png").to_luma16();
+            let t = image::open(dir.join(format!("patch{k}_type.png")))
+                .expect("type png")
+                .to_luma8();
+            let gt = image::open(dir.join(format!("patch{k}_inst.png")))
+                .expect("inst png")
+                .to_luma16();
             let (w, h) = (t.width() as usize, t.height() as usize);
             let mut ids: Vec<u16> = gt.as_raw().iter().copied().filter(|&v| v != 0).collect();
             ids.sort_unstable();
@@ -1298,7 +1248,10 @@ mod tests {
             let r = instances_from_class_map(t.as_raw(), w, h, &cfg);
             check_valid(&r);
             let (got, want) = (r.instances.len() as f64, ids.len() as f64);
-            assert!((got - want).abs() <= (0.2 * want).max(3.0), "patch{k}: {got} instances vs {want} in GT");
+            assert!(
+                (got - want).abs() <= (0.2 * want).max(3.0),
+                "patch{k}: {got} instances vs {want} in GT"
+            );
         }
     }
 }

@@ -1,0 +1,276 @@
+//! `CsraModel`: create, load and save weights, free.
+//!
+//! Thread safety: functions taking `const CsraModel*` (segmentation, save, queries) may
+//! run concurrently from many threads; functions taking `CsraModel*` (loading weights)
+//! take the model exclusively and wait for running segmentations to finish.
+
+use super::status::{guard, not_null, path_arg, read_versioned, CsraStatus, Fail, OrStatus};
+use crate::io::weights;
+use crate::model::{Config, CsraNet};
+use candle_core::Device;
+use parking_lot::RwLock;
+use std::ffi::c_char;
+use std::path::Path;
+
+/// An opaque model handle.
+pub struct CsraModel {
+    pub(crate) net: RwLock<CsraNet>,
+}
+
+/// `CsraModelConfig.device`: run on the CPU.
+pub const CSRA_DEVICE_CPU: u32 = 0;
+/// `CsraModelConfig.device`: run on CUDA device 0 (needs a library built with `cuda`).
+pub const CSRA_DEVICE_CUDA: u32 = 1;
+
+/// Network configuration. Fill it with `csra_model_config_default`, then change fields.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CsraModelConfig {
+    /// `sizeof(CsraModelConfig)`, set by `csra_model_config_default`.
+    pub struct_size: usize,
+    /// ResNet depth: 18, 34, 50 or 101.
+    pub depth: u32,
+    /// Width multiplier (1.0 = torchvision's widths).
+    pub width: f32,
+    /// Output stride: 8 or 16.
+    pub output_stride: u32,
+    /// Classes including background (CoNSeP 5, PanNuke 6).
+    pub num_classes: u32,
+    /// Non-zero: region-adaptive attention on.
+    pub raa: u32,
+    /// RAA region size in feature pixels (default 4).
+    pub raa_region: u32,
+    /// Seed of the random initialisation.
+    pub seed: u64,
+    /// `CSRA_DEVICE_CPU` or `CSRA_DEVICE_CUDA`.
+    pub device: u32,
+}
+
+impl CsraModelConfig {
+    fn from_config(c: &Config) -> Self {
+        Self {
+            struct_size: std::mem::size_of::<Self>(),
+            depth: c.depth as u32,
+            width: c.width as f32,
+            output_stride: c.output_stride as u32,
+            num_classes: c.num_classes as u32,
+            raa: c.raa as u32,
+            raa_region: c.raa_region as u32,
+            seed: 0,
+            device: CSRA_DEVICE_CPU,
+        }
+    }
+
+    fn to_config(self) -> Result<Config, Fail> {
+        let c = Config {
+            depth: self.depth as usize,
+            width: self.width as f64,
+            output_stride: self.output_stride as usize,
+            num_classes: self.num_classes as usize,
+            raa: self.raa != 0,
+            raa_region: self.raa_region as usize,
+            ..Config::lite()
+        };
+        c.validate().or_status(CsraStatus::CSRA_INVALID_ARGUMENT)?;
+        Ok(c)
+    }
+}
+
+pub(crate) fn device(code: u32) -> Result<Device, Fail> {
+    match code {
+        CSRA_DEVICE_CPU => Ok(Device::Cpu),
+        CSRA_DEVICE_CUDA => {
+            if cfg!(feature = "cuda") {
+                Device::new_cuda(0).or_status(CsraStatus::CSRA_UNSUPPORTED)
+            } else {
+                Err(Fail::new(
+                    CsraStatus::CSRA_UNSUPPORTED,
+                    "this library was built without the `cuda` feature",
+                ))
+            }
+        }
+        other => Err(Fail::new(
+            CsraStatus::CSRA_INVALID_ARGUMENT,
+            format!(
+                "config.device must be CSRA_DEVICE_CPU (0) or CSRA_DEVICE_CUDA (1), got {other}"
+            ),
+        )),
+    }
+}
+
+/// Boxes a network and writes the handle.
+///
+/// # Safety
+/// `out` must be valid for writes.
+unsafe fn emit(net: CsraNet, out: *mut *mut CsraModel) -> Result<(), Fail> {
+    *out = Box::into_raw(Box::new(CsraModel {
+        net: RwLock::new(net),
+    }));
+    Ok(())
+}
+
+/// Classifies a weights error: file-system problems are I/O, the rest bad weights.
+fn weights_status(e: &candle_core::Error) -> CsraStatus {
+    let s = e.to_string();
+    if s.starts_with("cannot ") {
+        CsraStatus::CSRA_IO_ERROR
+    } else {
+        CsraStatus::CSRA_BAD_WEIGHTS
+    }
+}
+
+/// Fills `out` with a preset's configuration: `"lite"` (ResNet-18 at half width, OS 8,
+/// RAA on; the default when `preset` is NULL) or `"paper"` (ResNet-50, OS 8, RAA on).
+#[no_mangle]
+pub unsafe extern "C" fn csra_model_config_default(
+    preset: *const c_char,
+    out: *mut CsraModelConfig,
+) -> CsraStatus {
+    guard(|| {
+        not_null!(out, "out");
+        let name = if preset.is_null() {
+            "lite"
+        } else {
+            path_arg(preset, "preset")?
+        };
+        let c = Config::preset(name).or_status(CsraStatus::CSRA_INVALID_ARGUMENT)?;
+        *out = CsraModelConfig::from_config(&c);
+        Ok(())
+    })
+}
+
+/// Creates a randomly initialised model. Free it with `csra_model_free`.
+#[no_mangle]
+pub unsafe extern "C" fn csra_model_create(
+    config: *const CsraModelConfig,
+    out: *mut *mut CsraModel,
+) -> CsraStatus {
+    guard(|| {
+        not_null!(config, "config");
+        not_null!(out, "out");
+        let defaults = CsraModelConfig::from_config(&Config::lite());
+        let c = read_versioned(config, defaults, "CsraModelConfig")?;
+        let dev = device(c.device)?;
+        let cfg = c.to_config()?;
+        let net = CsraNet::new(&cfg, &dev, c.seed).or_status(CsraStatus::CSRA_INTERNAL_ERROR)?;
+        emit(net, out)
+    })
+}
+
+/// Creates a model from a safetensors file written by csranet (its configuration is in
+/// the file's metadata), on the CPU.
+#[no_mangle]
+pub unsafe extern "C" fn csra_model_create_from_safetensors(
+    path: *const c_char,
+    out: *mut *mut CsraModel,
+) -> CsraStatus {
+    guard(|| {
+        not_null!(path, "path");
+        not_null!(out, "out");
+        let p = path_arg(path, "path")?;
+        let bytes = weights::read_file(Path::new(p)).or_status(CsraStatus::CSRA_IO_ERROR)?;
+        let net = weights::model_from_bytes(&bytes, None, &Device::Cpu)
+            .map_err(|e| Fail::new(weights_status(&e), format!("{p}: {e}")))?;
+        emit(net, out)
+    })
+}
+
+/// Creates a model from a safetensors buffer written by csranet, on the CPU. The buffer
+/// is copied; the caller keeps ownership.
+#[no_mangle]
+pub unsafe extern "C" fn csra_model_create_from_safetensors_buffer(
+    data: *const u8,
+    len: usize,
+    out: *mut *mut CsraModel,
+) -> CsraStatus {
+    guard(|| {
+        not_null!(data, "data");
+        not_null!(out, "out");
+        let bytes = std::slice::from_raw_parts(data, len);
+        let net = weights::model_from_bytes(bytes, None, &Device::Cpu)
+            .map_err(|e| Fail::new(weights_status(&e), e.to_string()))?;
+        emit(net, out)
+    })
+}
+
+/// Loads weights from a safetensors file into `model`: names and shapes must match
+/// (torchvision's `num_batches_tracked` and `aux_classifier.*` are ignored). All or
+/// nothing: on error the model keeps its previous weights. Exclusive: waits for running
+/// segmentations.
+#[no_mangle]
+pub unsafe extern "C" fn csra_model_load_safetensors(
+    model: *mut CsraModel,
+    path: *const c_char,
+) -> CsraStatus {
+    guard(|| {
+        not_null!(model, "model");
+        not_null!(path, "path");
+        let p = path_arg(path, "path")?;
+        let bytes = weights::read_file(Path::new(p)).or_status(CsraStatus::CSRA_IO_ERROR)?;
+        let net = (*model).net.write();
+        weights::load_bytes(&net, &bytes)
+            .map_err(|e| Fail::new(weights_status(&e), format!("{p}: {e}")))
+    })
+}
+
+/// As `csra_model_load_safetensors`, from a caller's buffer of `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn csra_model_load_safetensors_buffer(
+    model: *mut CsraModel,
+    data: *const u8,
+    len: usize,
+) -> CsraStatus {
+    guard(|| {
+        not_null!(model, "model");
+        not_null!(data, "data");
+        let bytes = std::slice::from_raw_parts(data, len);
+        let net = (*model).net.write();
+        weights::load_bytes(&net, bytes).map_err(|e| Fail::new(weights_status(&e), e.to_string()))
+    })
+}
+
+/// Saves the weights (f32, with the configuration in the metadata) to `path`
+/// atomically: a crash mid-write leaves any previous file intact.
+#[no_mangle]
+pub unsafe extern "C" fn csra_model_save_safetensors(
+    model: *const CsraModel,
+    path: *const c_char,
+) -> CsraStatus {
+    guard(|| {
+        not_null!(model, "model");
+        not_null!(path, "path");
+        let p = path_arg(path, "path")?;
+        let net = (*model).net.read();
+        weights::save_file(&net, Path::new(p), false).or_status(CsraStatus::CSRA_IO_ERROR)
+    })
+}
+
+/// Writes the model's configuration to `out`.
+#[no_mangle]
+pub unsafe extern "C" fn csra_model_get_config(
+    model: *const CsraModel,
+    out: *mut CsraModelConfig,
+) -> CsraStatus {
+    guard(|| {
+        not_null!(model, "model");
+        not_null!(out, "out");
+        let net = (*model).net.read();
+        let mut c = CsraModelConfig::from_config(net.config());
+        c.device = if net.device().is_cuda() {
+            CSRA_DEVICE_CUDA
+        } else {
+            CSRA_DEVICE_CPU
+        };
+        *out = c;
+        Ok(())
+    })
+}
+
+/// Frees a model. NULL is a no-op. No other call may be using it.
+#[no_mangle]
+pub unsafe extern "C" fn csra_model_free(model: *mut CsraModel) {
+    if !model.is_null() {
+        let _ =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(Box::from_raw(model))));
+    }
+}
