@@ -52,7 +52,7 @@ impl Aspp {
             pooling,
             project,
             raa,
-            dropout: 0.5,
+            dropout: cfg.aspp_dropout as f32,
         })
     }
 

@@ -26,6 +26,13 @@ pub struct Config {
     pub raa_mlp_ratio: usize,
     /// Epsilon of the RAA difficulty standardisation.
     pub raa_eps: f64,
+    /// Dropout after the ASPP projection in training (torchvision: 0.5).
+    #[serde(default = "default_dropout")]
+    pub aspp_dropout: f64,
+}
+
+fn default_dropout() -> f64 {
+    0.5
 }
 
 impl Config {
@@ -41,6 +48,7 @@ impl Config {
             raa_heads: 0,
             raa_mlp_ratio: 4,
             raa_eps: 1e-6,
+            aspp_dropout: 0.5,
         }
     }
 
@@ -80,6 +88,12 @@ impl Config {
             bail!(
                 "config.num_classes must be in [2, 255], got {}",
                 self.num_classes
+            )
+        }
+        if !(self.aspp_dropout.is_finite() && (0.0..1.0).contains(&self.aspp_dropout)) {
+            bail!(
+                "config.aspp_dropout must be in [0, 1), got {}",
+                self.aspp_dropout
             )
         }
         if self.raa {

@@ -1,4 +1,7 @@
 //! Semi-supervised training: augmentation, category-adaptive sampling (CAS).
 
 pub mod augment;
+pub mod losses;
+pub mod optim;
 pub mod sampler;
+pub mod trainer;
