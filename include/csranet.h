@@ -19,6 +19,15 @@
 // `CsraModelConfig.device`: run on CUDA device 0 (needs a library built with `cuda`).
 #define CSRA_DEVICE_CUDA 1
 
+// `CsraTrainConfig.method` values.
+#define CSRA_METHOD_SUPERVISED 0
+
+#define CSRA_METHOD_FIXMATCH 1
+
+#define CSRA_METHOD_UNIMATCH 2
+
+#define CSRA_METHOD_CSRA 3
+
 // Pixel layouts of `CsraImage.format`.
 enum CsraPixelFormat
 #ifdef __cplusplus
@@ -72,8 +81,14 @@ typedef int32_t CsraStatus;
 // An opaque model handle.
 typedef struct CsraModel CsraModel;
 
+// An opaque CAS sampler.
+typedef struct CsraSampler CsraSampler;
+
 // An opaque segmentation result.
 typedef struct CsraSegmentation CsraSegmentation;
+
+// An opaque trainer.
+typedef struct CsraTrainer CsraTrainer;
 
 // Network configuration. Fill it with `csra_model_config_default`, then change fields.
 typedef struct CsraModelConfig {
@@ -166,6 +181,53 @@ typedef struct CsraInstance {
   const float *polygon;
   size_t polygon_len;
 } CsraInstance;
+
+// Training configuration. Fill with `csra_train_config_default`, then change fields.
+typedef struct CsraTrainConfig {
+  // `sizeof(CsraTrainConfig)`.
+  size_t struct_size;
+  // A `CSRA_METHOD_*` value (default CSRA).
+  uint32_t method;
+  // Initial learning rate (cosine-annealed over `total_steps`).
+  float lr;
+  float momentum;
+  float weight_decay;
+  // Learning-rate multiplier outside the backbone.
+  float head_lr_mult;
+  // Global gradient-norm clip (0 = off).
+  float clip_norm;
+  uint32_t total_steps;
+  // Square training crop side (default 256).
+  uint32_t crop_size;
+  // Pseudo-label confidence threshold (default 0.95).
+  float tau;
+  float lambda_u;
+  float lambda_c;
+  // Non-zero: SWC's contrastive term on (CSRA only).
+  uint32_t contrastive;
+  uint64_t seed;
+} CsraTrainConfig;
+
+// A batch of training tiles. `labels[i]` is tile i's class map (`width * height` bytes,
+// 255 = ignore); required for a labelled batch, ignored for an unlabelled one.
+typedef struct CsraTrainBatch {
+  const struct CsraImage *images;
+  const uint8_t *const *labels;
+  size_t count;
+} CsraTrainBatch;
+
+// Loss terms of one step.
+typedef struct CsraStepReport {
+  uint64_t step;
+  float loss;
+  float loss_sup;
+  float loss_unsup;
+  float loss_contrast;
+  float loss_fp;
+  // Fraction of valid unlabelled pixels above the confidence threshold.
+  float confident_ratio;
+  float lr;
+} CsraStepReport;
 
 #ifdef __cplusplus
 extern "C" {
@@ -278,6 +340,61 @@ CsraStatus csra_segmentation_instance(const struct CsraSegmentation *seg,
 // Frees a result. NULL is a no-op.
 void csra_segmentation_free(struct CsraSegmentation *seg);
 
+// Fills `out` with the default training configuration.
+CsraStatus csra_train_config_default(struct CsraTrainConfig *out);
+
+// Creates a trainer for `model` (which it keeps alive). Free with `csra_trainer_free`.
+CsraStatus csra_trainer_create(const struct CsraModel *model,
+                               const struct CsraTrainConfig *config,
+                               struct CsraTrainer **out);
+
+// One training step on a labelled batch and (except for the supervised method) an
+// unlabelled batch of at least 2 tiles (`unlabelled` may be NULL for supervised).
+// Writes the loss terms to `report`. A NaN or infinite loss returns
+// `CSRA_NUMERIC_ERROR` and leaves the weights unchanged. Holds the model exclusively.
+CsraStatus csra_trainer_step(struct CsraTrainer *trainer,
+                             const struct CsraTrainBatch *labelled,
+                             const struct CsraTrainBatch *unlabelled,
+                             struct CsraStepReport *report);
+
+// Writes weights, optimizer state, step and (when `sampler` is not NULL) the sampler's
+// state to `path` atomically: a crash mid-write never destroys the previous file.
+CsraStatus csra_trainer_save_checkpoint(const struct CsraTrainer *trainer,
+                                        const struct CsraSampler *sampler,
+                                        const char *path);
+
+// Restores a checkpoint written by `csra_trainer_save_checkpoint` into the trainer and its
+// model (and `sampler` when not NULL).
+CsraStatus csra_trainer_load_checkpoint(struct CsraTrainer *trainer,
+                                        struct CsraSampler *sampler,
+                                        const char *path);
+
+// Frees a trainer. NULL is a no-op.
+void csra_trainer_free(struct CsraTrainer *trainer);
+
+// Creates a CAS sampler over `n` labelled tiles: `tissue_ids` (may be NULL; -1 = no
+// tissue) and `presence`, an `n x num_classes` row-major matrix of 0/1 (tile contains a
+// nucleus of class c, background excluded). `alpha0` is the oversampling intensity,
+// `period` the decay period in epochs, `total_epochs` the run length.
+CsraStatus csra_sampler_create(const int32_t *tissue_ids,
+                               const uint8_t *presence,
+                               size_t n,
+                               size_t num_classes,
+                               float alpha0,
+                               uint32_t period,
+                               uint32_t total_epochs,
+                               uint64_t seed,
+                               struct CsraSampler **out);
+
+// Sets the epoch (the decay of the oversampling follows it).
+CsraStatus csra_sampler_set_epoch(struct CsraSampler *sampler, uint32_t epoch);
+
+// Draws the next tile index (with replacement, probability proportional to its weight).
+CsraStatus csra_sampler_next(struct CsraSampler *sampler, size_t *out);
+
+// Frees a sampler. NULL is a no-op.
+void csra_sampler_free(struct CsraSampler *sampler);
+
 // Fills `out` with a preset's configuration: `"lite"` (ResNet-18 at half width, OS 8,
 // RAA on; the default when `preset` is NULL) or `"paper"` (ResNet-50, OS 8, RAA on).
 CsraStatus csra_model_config_default(const char *preset, struct CsraModelConfig *out);
@@ -373,6 +490,61 @@ CsraStatus csra_segmentation_instance(const struct CsraSegmentation *seg,
 
 // Frees a result. NULL is a no-op.
 void csra_segmentation_free(struct CsraSegmentation *seg);
+
+// Fills `out` with the default training configuration.
+CsraStatus csra_train_config_default(struct CsraTrainConfig *out);
+
+// Creates a trainer for `model` (which it keeps alive). Free with `csra_trainer_free`.
+CsraStatus csra_trainer_create(const struct CsraModel *model,
+                               const struct CsraTrainConfig *config,
+                               struct CsraTrainer **out);
+
+// One training step on a labelled batch and (except for the supervised method) an
+// unlabelled batch of at least 2 tiles (`unlabelled` may be NULL for supervised).
+// Writes the loss terms to `report`. A NaN or infinite loss returns
+// `CSRA_NUMERIC_ERROR` and leaves the weights unchanged. Holds the model exclusively.
+CsraStatus csra_trainer_step(struct CsraTrainer *trainer,
+                             const struct CsraTrainBatch *labelled,
+                             const struct CsraTrainBatch *unlabelled,
+                             struct CsraStepReport *report);
+
+// Writes weights, optimizer state, step and (when `sampler` is not NULL) the sampler's
+// state to `path` atomically: a crash mid-write never destroys the previous file.
+CsraStatus csra_trainer_save_checkpoint(const struct CsraTrainer *trainer,
+                                        const struct CsraSampler *sampler,
+                                        const char *path);
+
+// Restores a checkpoint written by `csra_trainer_save_checkpoint` into the trainer and its
+// model (and `sampler` when not NULL).
+CsraStatus csra_trainer_load_checkpoint(struct CsraTrainer *trainer,
+                                        struct CsraSampler *sampler,
+                                        const char *path);
+
+// Frees a trainer. NULL is a no-op.
+void csra_trainer_free(struct CsraTrainer *trainer);
+
+// Creates a CAS sampler over `n` labelled tiles: `tissue_ids` (may be NULL; -1 = no
+// tissue) and `presence`, an `n x num_classes` row-major matrix of 0/1 (tile contains a
+// nucleus of class c, background excluded). `alpha0` is the oversampling intensity,
+// `period` the decay period in epochs, `total_epochs` the run length.
+CsraStatus csra_sampler_create(const int32_t *tissue_ids,
+                               const uint8_t *presence,
+                               size_t n,
+                               size_t num_classes,
+                               float alpha0,
+                               uint32_t period,
+                               uint32_t total_epochs,
+                               uint64_t seed,
+                               struct CsraSampler **out);
+
+// Sets the epoch (the decay of the oversampling follows it).
+CsraStatus csra_sampler_set_epoch(struct CsraSampler *sampler, uint32_t epoch);
+
+// Draws the next tile index (with replacement, probability proportional to its weight).
+CsraStatus csra_sampler_next(struct CsraSampler *sampler, size_t *out);
+
+// Frees a sampler. NULL is a no-op.
+void csra_sampler_free(struct CsraSampler *sampler);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -9,6 +9,7 @@
 pub mod model;
 pub mod segmentation;
 pub(crate) mod status;
+pub mod trainer;
 
 pub use status::CsraStatus;
 

@@ -11,10 +11,13 @@ use candle_core::Device;
 use parking_lot::RwLock;
 use std::ffi::c_char;
 use std::path::Path;
+use std::sync::Arc;
 
 /// An opaque model handle.
 pub struct CsraModel {
-    pub(crate) net: RwLock<CsraNet>,
+    /// Shared with trainers created from this model, so freeing the model while a trainer
+    /// lives is safe.
+    pub(crate) net: Arc<RwLock<CsraNet>>,
 }
 
 /// `CsraModelConfig.device`: run on the CPU.
@@ -104,7 +107,7 @@ pub(crate) fn device(code: u32) -> Result<Device, Fail> {
 /// `out` must be valid for writes.
 unsafe fn emit(net: CsraNet, out: *mut *mut CsraModel) -> Result<(), Fail> {
     *out = Box::into_raw(Box::new(CsraModel {
-        net: RwLock::new(net),
+        net: Arc::new(RwLock::new(net)),
     }));
     Ok(())
 }

@@ -3,5 +3,6 @@
 pub mod augment;
 pub mod losses;
 pub mod optim;
+pub mod run;
 pub mod sampler;
 pub mod trainer;

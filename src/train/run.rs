@@ -1,0 +1,324 @@
+//! A whole training run over a dataset: splits, CAS sampling, steps, periodic
+//! evaluation, atomic checkpoints and resume. The `csranet train` command drives it.
+
+use super::sampler::{CasConfig, CasSampler, SamplerState};
+use super::trainer::{StepReport, TrainConfig, TrainTile, Trainer, TrainerState};
+use crate::data::{split::split_by_source, Dataset, Sample};
+use crate::infer::{ImageView, PixelFormat, SegmentOptions};
+use crate::io::weights::{self, write_atomic};
+use crate::metrics::evaluate::{evaluate_model, Evaluation};
+use crate::model::{Config, CsraNet};
+use candle_core::{bail, DType, Device, Result, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use safetensors::tensor::{Dtype, TensorView};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Options of a run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub model: Config,
+    pub train: TrainConfig,
+    pub cas: CasConfig,
+    /// Fraction of the training tiles that keep their labels (1.0 = all).
+    pub labelled_fraction: f64,
+    pub batch_labelled: usize,
+    pub batch_unlabelled: usize,
+    pub epochs: usize,
+    /// Steps per epoch (0 = labelled tiles / labelled batch, rounded up).
+    pub steps_per_epoch: usize,
+    /// Evaluate on `test` every this many epochs (0 = only at the end).
+    pub eval_every: usize,
+    /// Stop after this many seconds (the schedule still assumes `epochs`).
+    pub time_budget_s: Option<f64>,
+    /// Start from these weights instead of a random init.
+    pub init_weights: Option<PathBuf>,
+    pub out: PathBuf,
+    pub resume: bool,
+}
+
+/// Writes a checkpoint atomically: weights, momentum buffers, trainer and sampler state.
+pub fn save_checkpoint(
+    path: &Path,
+    model: &CsraNet,
+    trainer: &Trainer,
+    sampler: Option<&SamplerState>,
+    epoch: usize,
+) -> Result<()> {
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut push = |name: String, t: &Tensor| -> Result<()> {
+        let t = t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
+        let bytes = t
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        tensors.push((name, t.dims().to_vec(), bytes));
+        Ok(())
+    };
+    for (n, t) in model.params().snapshot()? {
+        push(format!("model.{n}"), &t)?;
+    }
+    for (n, t) in &trainer.opt.buffers {
+        push(format!("optim.{n}"), t)?;
+    }
+    let views = tensors
+        .iter()
+        .map(|(n, s, b)| {
+            TensorView::new(Dtype::F32, s.clone(), b)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let js = |v: &dyn erased::Ser| v.json();
+    let mut meta = HashMap::new();
+    meta.insert(weights::CONFIG_KEY.to_string(), js(model.config()));
+    meta.insert("csranet.trainer".to_string(), js(&trainer.state()));
+    meta.insert("csranet.epoch".to_string(), epoch.to_string());
+    if let Some(s) = sampler {
+        meta.insert("csranet.sampler".to_string(), js(s));
+    }
+    let bytes = safetensors::tensor::serialize(views, Some(meta))
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    write_atomic(path, &bytes)
+}
+
+mod erased {
+    pub trait Ser {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).expect("serialisable")
+        }
+    }
+}
+
+/// What `load_checkpoint` returns besides restoring model and trainer.
+pub struct Restored {
+    pub epoch: usize,
+    pub sampler: Option<SamplerState>,
+}
+
+/// Restores a checkpoint into `model` (all or nothing) and `trainer`.
+pub fn load_checkpoint(path: &Path, model: &CsraNet, trainer: &mut Trainer) -> Result<Restored> {
+    let bytes = weights::read_file(path)?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
+        candle_core::Error::Msg(format!("{}: not a checkpoint: {e}", path.display()))
+    })?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+    let get = |k: &str| {
+        meta.get(k).ok_or_else(|| {
+            candle_core::Error::Msg(format!("{}: checkpoint lacks `{k}`", path.display()))
+        })
+    };
+    let cfg: Config =
+        serde_json::from_str(get(weights::CONFIG_KEY)?).map_err(candle_core::Error::wrap)?;
+    if &cfg != model.config() {
+        bail!(
+            "{}: checkpoint is for another model configuration",
+            path.display()
+        )
+    }
+    let ts: TrainerState =
+        serde_json::from_str(get("csranet.trainer")?).map_err(candle_core::Error::wrap)?;
+    let epoch: usize = get("csranet.epoch")?
+        .parse()
+        .map_err(candle_core::Error::wrap)?;
+    let sampler = match meta.get("csranet.sampler") {
+        Some(s) => Some(serde_json::from_str(s).map_err(candle_core::Error::wrap)?),
+        None => None,
+    };
+    // Re-serialise the model part as a plain weights buffer and load it strictly.
+    let mut model_t = BTreeMap::new();
+    let mut optim = BTreeMap::new();
+    for (name, v) in st.tensors() {
+        let t = Tensor::from_raw_buffer(v.data(), DType::F32, v.shape(), &Device::Cpu)?;
+        if let Some(n) = name.strip_prefix("model.") {
+            model_t.insert(n.to_string(), t);
+        } else if let Some(n) = name.strip_prefix("optim.") {
+            optim.insert(n.to_string(), t.to_device(model.device())?);
+        }
+    }
+    for (n, shape) in model.params().shapes() {
+        match model_t.get(&n) {
+            Some(t) if t.dims() == shape.as_slice() => {}
+            _ => bail!(
+                "{}: checkpoint tensor `model.{n}` missing or misshapen",
+                path.display()
+            ),
+        }
+    }
+    model.params().set_all(&model_t)?;
+    trainer.restore(&ts, optim);
+    Ok(Restored { epoch, sampler })
+}
+
+fn presence(s: &Sample, num_classes: usize) -> Vec<bool> {
+    let mut p = vec![false; num_classes.saturating_sub(1)];
+    for &c in &s.class_map {
+        if c >= 1 && (c as usize) < num_classes {
+            p[c as usize - 1] = true;
+        }
+    }
+    p
+}
+
+fn tile(s: &Sample, labelled: bool) -> Result<TrainTile<'_>> {
+    let (w, h) = (s.width(), s.height());
+    Ok(TrainTile {
+        image: ImageView::new(&s.image.data, w, h, w * 3, PixelFormat::Rgb8)?,
+        label: labelled.then_some(s.class_map.as_slice()),
+    })
+}
+
+/// Progress events of a run.
+pub enum Event<'a> {
+    Step {
+        epoch: usize,
+        report: &'a StepReport,
+        total_steps: usize,
+    },
+    Eval {
+        epoch: usize,
+        eval: &'a Evaluation,
+    },
+    Checkpoint {
+        path: &'a Path,
+    },
+}
+
+/// Runs training; returns the final evaluation on `test` when given.
+pub fn run(
+    opts: &RunOptions,
+    train: &Dataset,
+    test: Option<&Dataset>,
+    on: &mut dyn FnMut(Event),
+) -> Result<Option<Evaluation>> {
+    let nc = opts.model.num_classes;
+    if train.class_names.len() != nc {
+        bail!(
+            "the training data has {} classes, the model {nc}",
+            train.class_names.len()
+        )
+    }
+    std::fs::create_dir_all(&opts.out).map_err(|e| {
+        candle_core::Error::Msg(format!("cannot create {}: {e}", opts.out.display()))
+    })?;
+    let (lab, unl) = if opts.labelled_fraction >= 1.0 {
+        ((0..train.len()).collect::<Vec<_>>(), vec![])
+    } else {
+        let s = split_by_source(&train.names(), opts.labelled_fraction, opts.train.seed)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        (s.labelled, s.unlabelled)
+    };
+    if lab.is_empty() {
+        bail!("no labelled tiles")
+    }
+    let semi = opts.train.method != super::trainer::Method::Supervised;
+    if semi && unl.len() < 2 {
+        bail!(
+            "method {:?} needs unlabelled tiles: use --labelled-fraction below 1",
+            opts.train.method
+        )
+    }
+    let steps_per_epoch = if opts.steps_per_epoch > 0 {
+        opts.steps_per_epoch
+    } else {
+        lab.len().div_ceil(opts.batch_labelled)
+    };
+    let total_steps = steps_per_epoch * opts.epochs;
+    let mut tcfg = opts.train.clone();
+    tcfg.optim.total_steps = total_steps.max(1);
+    let device = Device::Cpu;
+    let model = CsraNet::new(&opts.model, &device, opts.train.seed)?;
+    if let Some(w) = &opts.init_weights {
+        weights::load_file(&model, w)?;
+    }
+    let mut trainer = Trainer::new(tcfg)?;
+    let tissues: Vec<Option<u32>> = lab.iter().map(|&i| train.samples[i].tissue).collect();
+    let pres: Vec<Vec<bool>> = lab
+        .iter()
+        .map(|&i| presence(&train.samples[i], nc))
+        .collect();
+    let mut cas = opts.cas.clone();
+    cas.total_epochs = opts.epochs.max(1);
+    let mut sampler = CasSampler::new(&tissues, &pres, cas.clone(), opts.train.seed)
+        .map_err(candle_core::Error::Msg)?;
+    let ckpt = opts.out.join("checkpoint.safetensors");
+    let mut start_epoch = 0;
+    if opts.resume && ckpt.exists() {
+        let r = load_checkpoint(&ckpt, &model, &mut trainer)?;
+        start_epoch = r.epoch;
+        if let Some(s) = r.sampler {
+            sampler = CasSampler::from_state(&tissues, &pres, cas, &s)
+                .map_err(candle_core::Error::Msg)?;
+        }
+    }
+    let mut urng = ChaCha8Rng::seed_from_u64(opts.train.seed ^ 0x5eed_0u64 ^ trainer.step as u64);
+    let started = Instant::now();
+    let seg_opts = SegmentOptions {
+        keep_probabilities: false,
+        ..Default::default()
+    };
+    let mut last_eval = None;
+    'outer: for epoch in start_epoch..opts.epochs {
+        sampler.set_epoch(epoch);
+        for _ in 0..steps_per_epoch {
+            let li: Vec<usize> = (0..opts.batch_labelled)
+                .map(|_| lab[sampler.next()])
+                .collect();
+            let lt = li
+                .iter()
+                .map(|&i| tile(&train.samples[i], true))
+                .collect::<Result<Vec<_>>>()?;
+            let ut = if semi {
+                (0..opts.batch_unlabelled)
+                    .map(|_| tile(&train.samples[unl[urng.random_range(0..unl.len())]], false))
+                    .collect::<Result<Vec<_>>>()?
+            } else {
+                vec![]
+            };
+            let report = trainer.step(&model, &lt, &ut)?;
+            on(Event::Step {
+                epoch,
+                report: &report,
+                total_steps,
+            });
+            if opts
+                .time_budget_s
+                .is_some_and(|b| started.elapsed().as_secs_f64() > b)
+            {
+                save_checkpoint(&ckpt, &model, &trainer, Some(&sampler.state()), epoch)?;
+                on(Event::Checkpoint { path: &ckpt });
+                break 'outer;
+            }
+        }
+        save_checkpoint(&ckpt, &model, &trainer, Some(&sampler.state()), epoch + 1)?;
+        on(Event::Checkpoint { path: &ckpt });
+        if let Some(t) = test {
+            if opts.eval_every > 0 && (epoch + 1) % opts.eval_every == 0 && epoch + 1 < opts.epochs
+            {
+                let e = evaluate_model(&model, t, &seg_opts, &mut |_, _, _, _| {})?;
+                on(Event::Eval { epoch, eval: &e });
+            }
+        }
+    }
+    weights::save_file(&model, &opts.out.join("model.safetensors"), false)?;
+    if let Some(t) = test {
+        let e = evaluate_model(&model, t, &seg_opts, &mut |_, _, _, _| {})?;
+        std::fs::write(opts.out.join("metrics.json"), e.summary.to_json())
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        on(Event::Eval {
+            epoch: opts.epochs,
+            eval: &e,
+        });
+        last_eval = Some(e);
+    }
+    Ok(last_eval)
+}
