@@ -21,6 +21,13 @@
 //! (the post-processing produces 4-connected instances, so that is the whole instance). With holes
 //! filled this way and a 4-connected region, the raw outline is always a simple polygon (it never
 //! touches itself, not even at a vertex).
+//!
+//! # Simplification
+//!
+//! [`simplify_valid`] applies Douglas–Peucker (imageproc's `approximate_polygon_dp`) and checks
+//! the result with [`is_simple_polygon`] (exact segment-intersection tests) and against an area
+//! change of at most [`MAX_AREA_CHANGE`], reducing the tolerance (ultimately keeping the raw
+//! outline) until both hold. Vertices stay on integer pixel corners.
 
 use imageproc::geometry::approximate_polygon_dp;
 use imageproc::point::Point;
@@ -97,29 +104,32 @@ fn fill_holes_padded(pw: usize, ph: usize, get: impl Fn(usize, usize) -> bool) -
             fg[y * pw + x] = get(x - 1, y - 1);
         }
     }
-    // Flood the outside from (0, 0), which is padding.
+    // Flood the outside from the padding ring (all outside, so that every pixel popped below
+    // is an interior one whose 4 neighbours are valid indices).
     let mut outside = vec![false; pw * ph];
-    let mut stack = vec![0usize];
-    outside[0] = true;
+    let mut stack = Vec::new();
+    for y in 0..ph {
+        for x in 0..pw {
+            if x == 0 || y == 0 || x == pw - 1 || y == ph - 1 {
+                outside[y * pw + x] = true;
+            }
+        }
+    }
+    for y in 1..ph - 1 {
+        for x in 1..pw - 1 {
+            let i = y * pw + x;
+            if (x == 1 || y == 1 || x == pw - 2 || y == ph - 2) && !fg[i] {
+                outside[i] = true;
+                stack.push(i);
+            }
+        }
+    }
     while let Some(i) = stack.pop() {
-        let (x, y) = (i % pw, i / pw);
-        let mut visit = |j: usize| {
+        for j in [i - pw, i - 1, i + 1, i + pw] {
             if !fg[j] && !outside[j] {
                 outside[j] = true;
                 stack.push(j);
             }
-        };
-        if x > 0 {
-            visit(i - 1);
-        }
-        if x + 1 < pw {
-            visit(i + 1);
-        }
-        if y > 0 {
-            visit(i - pw);
-        }
-        if y + 1 < ph {
-            visit(i + pw);
         }
     }
     outside.iter().map(|&o| !o).collect()
@@ -183,9 +193,13 @@ pub fn simplify_ring(ring: &[[i32; 2]], epsilon: f64) -> Vec<[i32; 2]> {
     out
 }
 
-/// Simplifies a raw outline with tolerance `epsilon`, guaranteeing a valid result: if the
-/// simplified ring is not simple (see [`is_simple_polygon`]) the tolerance is halved (down to
-/// 1/8 of a pixel), and as a last resort the raw ring is returned (raw outlines from
+/// Largest relative change of the enclosed area accepted from simplification.
+pub const MAX_AREA_CHANGE: f64 = 0.1;
+
+/// Simplifies a raw outline with tolerance `epsilon`, guaranteeing a valid and faithful
+/// result: if the simplified ring is not simple (see [`is_simple_polygon`]) or its area differs
+/// from the raw ring's by more than [`MAX_AREA_CHANGE`] (small objects), the tolerance is halved
+/// (down to 1/8 of a pixel), and as a last resort the raw ring is returned (raw outlines from
 /// [`trace_outline`] are simple). Output is `f32` pixel-corner coordinates.
 pub fn simplify_valid(ring: &[[i32; 2]], epsilon: f32) -> Vec<[f32; 2]> {
     let to_f = |r: &[[i32; 2]]| {
@@ -193,10 +207,13 @@ pub fn simplify_valid(ring: &[[i32; 2]], epsilon: f32) -> Vec<[f32; 2]> {
             .map(|p| [p[0] as f32, p[1] as f32])
             .collect::<Vec<_>>()
     };
+    let raw_area = area_i(ring).abs();
     let mut eps = epsilon as f64;
     while eps >= 0.125 {
         let s = simplify_ring(ring, eps);
-        if is_simple_polygon_i(&s) {
+        if (area_i(&s).abs() - raw_area).abs() <= MAX_AREA_CHANGE * raw_area
+            && is_simple_polygon_i(&s)
+        {
             return to_f(&s);
         }
         eps *= 0.5;
@@ -215,6 +232,51 @@ pub fn region_polygon(
 ) -> Vec<[f32; 2]> {
     let ring = region_outline(labels, width, bbox, id);
     simplify_valid(&ring, epsilon)
+}
+
+/// Convex hull of integer points (Andrew's monotone chain), without collinear points,
+/// clockwise on screen (positive shoelace area, like the outlines). Fewer than 3 distinct
+/// points are returned as they are (deduplicated).
+pub fn convex_hull(mut pts: Vec<[i32; 2]>) -> Vec<[i32; 2]> {
+    pts.sort_unstable();
+    pts.dedup();
+    if pts.len() < 3 {
+        return pts;
+    }
+    let cross = |o: [i32; 2], a: [i32; 2], b: [i32; 2]| -> i64 {
+        (a[0] - o[0]) as i64 * (b[1] - o[1]) as i64 - (a[1] - o[1]) as i64 * (b[0] - o[0]) as i64
+    };
+    let mut hull: Vec<[i32; 2]> = Vec::with_capacity(2 * pts.len());
+    for pass in 0..2 {
+        let start = hull.len();
+        let iter: Box<dyn Iterator<Item = &[i32; 2]>> = if pass == 0 {
+            Box::new(pts.iter())
+        } else {
+            Box::new(pts.iter().rev())
+        };
+        for &p in iter {
+            while hull.len() >= start + 2
+                && cross(hull[hull.len() - 2], hull[hull.len() - 1], p) <= 0
+            {
+                hull.pop();
+            }
+            hull.push(p);
+        }
+        hull.pop();
+    }
+    // Counter-clockwise in a y-up frame, i.e. positive shoelace sum: clockwise on screen.
+    hull
+}
+
+/// Shoelace (signed) area of an integer ring (see [`signed_area`]).
+pub fn area_i(ring: &[[i32; 2]]) -> f64 {
+    let n = ring.len();
+    let mut s = 0i64;
+    for k in 0..n {
+        let (p, q) = (ring[k], ring[(k + 1) % n]);
+        s += p[0] as i64 * q[1] as i64 - q[0] as i64 * p[1] as i64;
+    }
+    s as f64 * 0.5
 }
 
 /// Shoelace (signed) area of an implicitly closed ring; positive for rings that are clockwise
@@ -336,12 +398,16 @@ mod tests {
         (m, w, h)
     }
 
-    fn area_i(r: &[[i32; 2]]) -> f64 {
-        signed_area(
-            &r.iter()
-                .map(|p| [p[0] as f32, p[1] as f32])
-                .collect::<Vec<_>>(),
-        )
+    #[test]
+    fn convex_hull_of_square_and_l() {
+        let h = convex_hull(vec![[0, 0], [2, 0], [1, 1], [2, 2], [0, 2], [1, 0], [0, 2]]);
+        assert_eq!(h.len(), 4);
+        assert_eq!(area_i(&h), 4.0);
+        let (m, w, hh) = mask_from(&["#..", "#..", "###"]);
+        let r = trace_outline(&m, w, hh);
+        let h = convex_hull(r.clone());
+        assert_eq!(area_i(&h), 7.0); // L of area 5; hull = 3x3 square minus a triangle of 2
+        assert!(h.iter().all(|p| r.contains(p)));
     }
 
     #[test]

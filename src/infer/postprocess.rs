@@ -3,19 +3,26 @@
 //! Pipeline (shared by [`instances_from_probs`] and [`instances_from_class_map`]):
 //!
 //! 1. foreground = per-pixel argmax != 0 (class 0 is background);
-//! 2. Euclidean distance transform of the foreground (distance of each foreground pixel to the
-//!    nearest background pixel), optionally Gaussian-smoothed ([`PostprocessConfig::sigma`]);
+//! 2. exact Euclidean distance transform of the foreground (distance of each foreground pixel
+//!    to the nearest background pixel), Gaussian-smoothed ([`PostprocessConfig::sigma`]);
 //! 3. markers = regional maxima of the h-maxima transform of that distance map
 //!    (morphological reconstruction by dilation of `dist - h` under `dist`, computed inside the
 //!    foreground only, so every foreground component gets at least one marker);
 //! 4. marker-controlled watershed on the negated distance map, restricted to the foreground
-//!    (priority flooding, 4-connectivity, ties broken first-in-first-out: deterministic);
-//! 5. objects below [`PostprocessConfig::min_area`] pixels are dropped (or, with
-//!    [`PostprocessConfig::merge_small`], watershed fragments touching a larger neighbour are
-//!    merged into it first);
-//! 6. per instance: class = majority of its pixels' argmax (ties: lowest class id), score = mean
+//!    (bucket-queue flooding, 4-connectivity, first-in-first-out within a level: deterministic);
+//! 5. concave-point cuts: a region whose outline has two deep notches joined by a short chord
+//!    inside it is cut along that chord (nuclei pressed side by side, which leave no separate
+//!    distance peaks); see [`PostprocessConfig::concave_depth`];
+//! 6. objects below [`PostprocessConfig::min_area`] pixels are dropped (with
+//!    [`PostprocessConfig::merge_small`], fragments touching a larger neighbour are merged into
+//!    it instead);
+//! 7. per instance: class = majority of its pixels' argmax (ties: lowest class id), score = mean
 //!    probability of that class over its pixels, area, centroid, bounding box and an outline
 //!    polygon (see [`super::polygons`]).
+//!
+//! Defaults were tuned on the CoNSeP ground-truth class maps (binary PQ against the
+//! ground-truth instance maps; test split 0.858, train split 0.831; without step 5:
+//! 0.833 / 0.806; plain connected components: 0.741 on test).
 //!
 //! All connectivity is 4-connectivity, so every instance is 4-connected. Instance ids are
 //! `1..=n` in raster order of each instance's first pixel.
@@ -26,10 +33,7 @@
 //! (y down; positive shoelace area), implicitly closed, outer boundary only (holes filled).
 
 use super::polygons;
-use image::{ImageBuffer, Luma};
-use imageproc::distance_transform::euclidean_squared_distance_transform;
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 
 /// Parameters of the instance post-processing.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -38,30 +42,35 @@ pub struct PostprocessConfig {
     /// Objects with fewer pixels are dropped. Default 10.
     pub min_area: u32,
     /// Height `h` of the h-maxima transform on the (smoothed) distance map, in pixels: two
-    /// distance peaks become separate markers only if the lower one rises more than `h` above
-    /// the saddle between them. Default 2.0.
+    /// distance peaks become separate markers only if the lower one rises at least `h` above
+    /// the saddle between them. Default 1.5.
     pub h: f32,
-    /// Douglas–Peucker tolerance of the polygon simplification, in pixels. Default 1.0.
+    /// Douglas–Peucker tolerance of the polygon simplification, in pixels (0 = raw outline).
+    /// Default 1.0.
     pub polygon_tolerance: f32,
-    /// Standard deviation (pixels) of the Gaussian smoothing applied to the distance map before
-    /// marker extraction and flooding; 0 disables it. Default 1.0.
+    /// Standard deviation (pixels) of the Gaussian smoothing of the distance map before marker
+    /// extraction and flooding; 0 disables it. Default 0.5.
     pub sigma: f32,
     /// Whether the outside of the image counts as background for the distance transform (a
     /// nucleus cut by the tile border then gets its distance peak inside the tile). Default false.
     pub border_is_background: bool,
-    /// Merge a watershed fragment smaller than `min_area` into the neighbouring instance it shares
-    /// the longest boundary with, instead of dropping it (isolated small objects are still
+    /// Merge a fragment smaller than `min_area` into the neighbouring region it shares the
+    /// longest boundary with, instead of dropping it (isolated small objects are still
     /// dropped). Default true.
     pub merge_small: bool,
-    /// Concave-point splitting (see `split_concave`): minimum notch depth (px, 0 disables),
-    /// maximum cut length / (sum of the two depths), and the solidity below which a region is
-    /// examined.
+    /// Concave-point splitting: minimum depth (pixels) of a notch, measured from the convex
+    /// hull; 0 disables the step. Default 2.5.
     pub concave_depth: f32,
+    /// Concave-point splitting: a chord joining two notches is cut only if its length is at
+    /// most `concave_ratio` times the sum of the two notch depths. Default 2.0.
     pub concave_ratio: f32,
+    /// Concave-point splitting: only regions with solidity (area / convex hull area) below
+    /// this are examined. Default 0.95.
     pub concave_solidity: f32,
     /// Treat boundaries between different foreground classes like background: instances never
-    /// straddle two classes. Exact for clean class maps (ground truth); off by default since
-    /// noisy per-pixel classes inside a nucleus would over-split it.
+    /// straddle two classes. Right for clean class maps (ground truth: bPQ 0.865 instead of
+    /// 0.858 on CoNSeP test); off by default since noisy per-pixel classes inside a predicted
+    /// nucleus would over-split it.
     pub split_classes: bool,
 }
 
@@ -75,7 +84,7 @@ impl Default for PostprocessConfig {
             border_is_background: false,
             merge_small: true,
             concave_depth: 2.5,
-            concave_ratio: 2.5,
+            concave_ratio: 2.0,
             concave_solidity: 0.95,
             split_classes: false,
         }
@@ -252,9 +261,9 @@ fn instances_core(
     }
 }
 
-/// Splits a binary foreground into regions (distance transform, h-maxima markers, watershed).
-/// Returns a label map (0 = background, other values arbitrary region labels, each region
-/// 4-connected). No area filtering.
+/// Splits the foreground (`cls != 0`) into regions: distance transform, h-maxima markers,
+/// watershed, then concave-point cuts. Returns a label map (0 = background, other values
+/// arbitrary region labels, each region 4-connected). No area filtering.
 pub fn split_foreground(
     cls: &[u32],
     width: usize,
@@ -266,18 +275,18 @@ pub fn split_foreground(
     if !cls.iter().any(|&c| c != 0) {
         return vec![0; n];
     }
-    let g = Grid {
-        cls,
-        width,
-        height,
-        by_class: cfg.split_classes,
-    };
+    let g = Grid::new(cls, width, height, cfg.split_classes);
     let dist = distance_map(&g, cfg);
     let rec = hmax_reconstruct(&dist, &g, cfg.h.max(0.0));
     let markers = regional_maxima(&rec, &g);
-    let labels = watershed(&dist, &g, markers);
+    let padded = watershed(&dist, &g, markers);
+    let mut labels = vec![0u32; n];
+    for y in 0..height {
+        let row = (y + 1) * g.pw + 1;
+        labels[y * width..(y + 1) * width].copy_from_slice(&padded[row..row + width]);
+    }
     if cfg.concave_depth > 0.0 && cfg.concave_ratio > 0.0 {
-        split_concave(labels, &g, cfg)
+        split_concave(labels, width, height, cfg)
     } else {
         labels
     }
@@ -291,8 +300,12 @@ pub fn split_foreground(
 /// most `concave_ratio` times the sum of the two depths. Among valid pairs the one with the
 /// smallest ratio is cut, both parts must have at least `min_area` pixels and 10% of the area,
 /// and the parts are processed again (up to 3 levels).
-fn split_concave(mut labels: Vec<u32>, g: &Grid, cfg: &PostprocessConfig) -> Vec<u32> {
-    let (width, height) = (g.width, g.height);
+fn split_concave(
+    mut labels: Vec<u32>,
+    width: usize,
+    height: usize,
+    cfg: &PostprocessConfig,
+) -> Vec<u32> {
     let mut next = labels.iter().copied().max().unwrap_or(0) + 1;
     let mut bbox = vec![[u32::MAX, u32::MAX, 0u32, 0u32]; next as usize];
     let mut area = vec![0u32; next as usize];
@@ -339,20 +352,35 @@ fn cut_region(
     min_part: u32,
     cfg: &PostprocessConfig,
 ) -> Option<([u32; 4], [u32; 4])> {
-    use imageproc::point::Point;
     let [x0, y0, x1, y1] = bb.map(|v| v as usize);
     let (bw, bh) = (x1 - x0, y1 - y0);
     let mut mask = vec![false; bw * bh];
     let mut area = 0u32;
+    // Corners of the leftmost and rightmost pixel of each row: their convex hull is the hull of
+    // the region's pixel-corner outline.
+    let mut extreme: Vec<[i32; 2]> = Vec::with_capacity(4 * bh);
     for y in 0..bh {
+        let mut lo = usize::MAX;
+        let mut hi = 0;
         for x in 0..bw {
             if labels[(y0 + y) * width + x0 + x] == l {
                 mask[y * bw + x] = true;
                 area += 1;
+                lo = lo.min(x);
+                hi = x;
             }
+        }
+        if lo != usize::MAX {
+            let (yy, a, b) = (y as i32, lo as i32, hi as i32 + 1);
+            extreme.extend([[a, yy], [b, yy], [a, yy + 1], [b, yy + 1]]);
         }
     }
     if area < 2 * min_part {
+        return None;
+    }
+    let hull = polygons::convex_hull(extreme);
+    let hull_area = polygons::area_i(&hull).abs();
+    if hull_area <= 0.0 || area as f64 / hull_area >= cfg.concave_solidity as f64 {
         return None;
     }
     let ring = polygons::trace_outline(&mask, bw, bh);
@@ -360,26 +388,8 @@ fn cut_region(
     if n < 6 {
         return None;
     }
-    let hull = imageproc::geometry::convex_hull(
-        ring.iter()
-            .map(|p| Point::new(p[0], p[1]))
-            .collect::<Vec<_>>(),
-    );
-    let hn = hull.len();
-    let mut hull_area2 = 0i64;
-    for k in 0..hn {
-        let (p, q) = (hull[k], hull[(k + 1) % hn]);
-        hull_area2 += p.x as i64 * q.y as i64 - q.x as i64 * p.y as i64;
-    }
-    let hull_area = hull_area2.abs() as f64 * 0.5;
-    if hull_area <= 0.0 || area as f64 / hull_area >= cfg.concave_solidity as f64 {
-        return None;
-    }
     // Ring indices that are hull vertices, in ring order.
-    let is_hull: Vec<bool> = ring
-        .iter()
-        .map(|p| hull.iter().any(|h| h.x == p[0] && h.y == p[1]))
-        .collect();
+    let is_hull: Vec<bool> = ring.iter().map(|p| hull.contains(p)).collect();
     let start = is_hull.iter().position(|&h| h)?;
     let mut concave: Vec<([f64; 2], f64)> = Vec::new();
     let mut a = start;
@@ -399,7 +409,7 @@ fn cut_region(
             while k != b {
                 let p = [ring[k][0] as f64, ring[k][1] as f64];
                 let d = ((p[0] - pa[0]) * dy - (p[1] - pa[1]) * dx).abs() / len;
-                if best.map_or(true, |(_, bd)| d > bd) {
+                if best.is_none_or(|(_, bd)| d > bd) {
                     best = Some((p, d));
                 }
                 k = (k + 1) % n;
@@ -574,74 +584,38 @@ fn cut_region(
     None
 }
 
-/// Euclidean distance of each foreground pixel to the nearest background pixel (0 on the
-/// background), optionally Gaussian-smoothed.
-fn distance_map(g: &Grid, cfg: &PostprocessConfig) -> Vec<f32> {
-    let (width, height) = (g.width, g.height);
-    // Pixels that get a positive distance: foreground, and with `split_classes` not 4-adjacent
-    // to a different foreground class (those are seeds of the transform, like the background).
-    let inner: Vec<bool> = (0..width * height)
-        .map(|i| {
-            if !g.fg(i) {
-                return false;
-            }
-            let mut boundary = false;
-            if g.by_class {
-                g.for_neighbours_fg(i, |q| boundary |= g.cls[q] != g.cls[i]);
-            }
-            !boundary
-        })
-        .collect();
-    let has_seed = inner.iter().any(|&f| !f);
-    let pad = if cfg.border_is_background || !has_seed {
-        1
-    } else {
-        0
-    };
-    let (pw, ph) = (width + 2 * pad, height + 2 * pad);
-    // imageproc measures the distance to the nearest non-zero pixel: make the seeds non-zero.
-    let img = ImageBuffer::<Luma<u8>, Vec<u8>>::from_fn(pw as u32, ph as u32, |x, y| {
-        let (x, y) = (x as usize, y as usize);
-        let inside = x >= pad && y >= pad && x < width + pad && y < height + pad;
-        if inside && inner[(y - pad) * width + (x - pad)] {
-            Luma([0u8])
-        } else {
-            Luma([255u8])
-        }
-    });
-    let d2 = euclidean_squared_distance_transform(&img);
-    let mut dist = vec![0f32; width * height];
-    for y in 0..height {
-        for x in 0..width {
-            if inner[y * width + x] {
-                dist[y * width + x] =
-                    d2.get_pixel((x + pad) as u32, (y + pad) as u32)[0].sqrt() as f32;
-            }
-        }
-    }
-    if cfg.sigma > 0.0 {
-        let img = ImageBuffer::<Luma<f32>, Vec<f32>>::from_raw(width as u32, height as u32, dist)
-            .unwrap();
-        dist = imageproc::filter::gaussian_blur_f32(&img, cfg.sigma).into_raw();
-        for (d, &c) in dist.iter_mut().zip(g.cls) {
-            if c == 0 {
-                *d = 0.0;
-            }
-        }
-    }
-    dist
-}
-
-/// The pixel grid with its classes (0 = background) and the connectivity used throughout:
-/// 4-neighbours that are foreground and, with `by_class`, of the same class.
-struct Grid<'a> {
-    cls: &'a [u32],
-    width: usize,
-    height: usize,
+/// The pixel grid, padded with one pixel of background all round (so that the 4 neighbours of
+/// any foreground pixel are valid indices), with its classes (0 = background) and the
+/// connectivity used throughout: 4-neighbours that are foreground and, with `by_class`, of the
+/// same class. All per-pixel buffers of the splitting stage use this padded indexing.
+struct Grid {
+    cls: Vec<u32>,
+    pw: usize,
+    ph: usize,
     by_class: bool,
 }
 
-impl Grid<'_> {
+impl Grid {
+    fn new(cls: &[u32], width: usize, height: usize, by_class: bool) -> Grid {
+        let (pw, ph) = (width + 2, height + 2);
+        let mut padded = vec![0u32; pw * ph];
+        for y in 0..height {
+            let row = (y + 1) * pw + 1;
+            padded[row..row + width].copy_from_slice(&cls[y * width..(y + 1) * width]);
+        }
+        Grid {
+            cls: padded,
+            pw,
+            ph,
+            by_class,
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.pw * self.ph
+    }
+
     #[inline]
     fn fg(&self, i: usize) -> bool {
         self.cls[i] != 0
@@ -654,39 +628,191 @@ impl Grid<'_> {
         c != 0 && (!self.by_class || c == self.cls[p])
     }
 
-    /// Calls `f(q)` for each 4-neighbour `q` of `i` that is connected to it.
+    /// The 4 neighbours of a non-padding pixel `i`.
     #[inline]
-    fn for_neighbours(&self, i: usize, mut f: impl FnMut(usize)) {
-        let (w, x, y) = (self.width, i % self.width, i / self.width);
-        if y > 0 && self.linked(i, i - w) {
-            f(i - w);
-        }
-        if x > 0 && self.linked(i, i - 1) {
-            f(i - 1);
-        }
-        if x + 1 < w && self.linked(i, i + 1) {
-            f(i + 1);
-        }
-        if y + 1 < self.height && self.linked(i, i + w) {
-            f(i + w);
+    fn nbrs(&self, i: usize) -> [usize; 4] {
+        [i - self.pw, i - 1, i + 1, i + self.pw]
+    }
+}
+
+/// Euclidean distance of each foreground pixel to the nearest background pixel (0 on the
+/// background), optionally Gaussian-smoothed. Padded indexing.
+fn distance_map(g: &Grid, cfg: &PostprocessConfig) -> Vec<f32> {
+    let (pw, ph) = (g.pw, g.ph);
+    // Pixels that get a positive distance: foreground, and with `split_classes` not 4-adjacent
+    // to a different foreground class (those are seeds of the transform, like the background).
+    let inner: Vec<bool> = (0..g.len())
+        .map(|i| {
+            if !g.fg(i) {
+                return false;
+            }
+            !g.by_class || g.nbrs(i).iter().all(|&q| !g.fg(q) || g.cls[q] == g.cls[i])
+        })
+        .collect();
+    let mut has_seed = false;
+    for y in 1..ph - 1 {
+        has_seed |= inner[y * pw + 1..(y + 1) * pw - 1].iter().any(|&v| !v);
+    }
+    let pad_is_seed = cfg.border_is_background || !has_seed;
+    // Squared distance to the nearest seed.
+    let mut seed: Vec<bool> = inner.iter().map(|&v| !v).collect();
+    if !pad_is_seed {
+        for y in 0..ph {
+            for x in 0..pw {
+                if x == 0 || y == 0 || x == pw - 1 || y == ph - 1 {
+                    seed[y * pw + x] = false;
+                }
+            }
         }
     }
+    let d2 = squared_edt(&seed, pw, ph);
+    let mut dist: Vec<f32> = d2
+        .iter()
+        .zip(&inner)
+        .map(|(&d, &inn)| if inn { d.sqrt() } else { 0.0 })
+        .collect();
+    if cfg.sigma > 0.0 {
+        gaussian_blur(&mut dist, pw, ph, cfg.sigma);
+        for (d, &c) in dist.iter_mut().zip(&g.cls) {
+            if c == 0 {
+                *d = 0.0;
+            }
+        }
+    }
+    dist
+}
 
-    /// Calls `f(q)` for each foreground 4-neighbour `q` of `i`, whatever its class.
-    #[inline]
-    fn for_neighbours_fg(&self, i: usize, mut f: impl FnMut(usize)) {
-        let (w, x, y) = (self.width, i % self.width, i / self.width);
-        if y > 0 && self.fg(i - w) {
-            f(i - w);
+/// "Infinite" squared distance for the transform below (finite, so no NaN arises).
+const EDT_INF: f32 = 1e20;
+
+/// Exact squared Euclidean distance to the nearest `seed` pixel (`EDT_INF` where there is no
+/// seed at all). Meijster-style: vertical distances by two row sweeps (contiguous, vectorisable),
+/// then along each row Felzenszwalb & Huttenlocher's lower envelope of parabolas. (imageproc's
+/// `euclidean_squared_distance_transform` computes the same in f64 through per-pixel
+/// accessors; this version is several times faster.)
+fn squared_edt(seed: &[bool], w: usize, h: usize) -> Vec<f32> {
+    let inf = (w + h + 1) as u32;
+    let mut g = vec![inf; w * h];
+    for x in 0..w {
+        if seed[x] {
+            g[x] = 0;
         }
-        if x > 0 && self.fg(i - 1) {
-            f(i - 1);
+    }
+    for y in 1..h {
+        let (prev, cur) = g.split_at_mut(y * w);
+        let prev = &prev[(y - 1) * w..];
+        let cur = &mut cur[..w];
+        let sd = &seed[y * w..(y + 1) * w];
+        for x in 0..w {
+            cur[x] = if sd[x] { 0 } else { (prev[x] + 1).min(inf) };
         }
-        if x + 1 < w && self.fg(i + 1) {
-            f(i + 1);
+    }
+    for y in (0..h.saturating_sub(1)).rev() {
+        let (cur, next) = g.split_at_mut((y + 1) * w);
+        let cur = &mut cur[y * w..];
+        let next = &next[..w];
+        for x in 0..w {
+            cur[x] = cur[x].min(next[x] + 1);
         }
-        if y + 1 < self.height && self.fg(i + w) {
-            f(i + w);
+    }
+    let mut out = vec![0f32; w * h];
+    let mut f = vec![0f32; w];
+    let mut v = vec![0usize; w];
+    let mut z = vec![0f32; w + 1];
+    for y in 0..h {
+        for x in 0..w {
+            let gv = g[y * w + x];
+            f[x] = if gv >= inf { EDT_INF } else { (gv * gv) as f32 };
+        }
+        edt_1d(&f, &mut out[y * w..(y + 1) * w], &mut v, &mut z);
+    }
+    out
+}
+
+fn edt_1d(f: &[f32], out: &mut [f32], v: &mut [usize], z: &mut [f32]) {
+    let n = f.len();
+    if n == 0 {
+        return;
+    }
+    let mut k = 0usize;
+    v[0] = 0;
+    z[0] = f32::NEG_INFINITY;
+    z[1] = f32::INFINITY;
+    for q in 1..n {
+        let fq = f[q] + (q * q) as f32;
+        let mut s;
+        loop {
+            let p = v[k];
+            s = (fq - (f[p] + (p * p) as f32)) / (2.0 * (q - p) as f32);
+            if s <= z[k] && k > 0 {
+                k -= 1;
+            } else {
+                break;
+            }
+        }
+        if s <= z[k] {
+            // k == 0 and the new parabola dominates everywhere.
+            v[0] = q;
+            z[0] = f32::NEG_INFINITY;
+            z[1] = f32::INFINITY;
+            continue;
+        }
+        k += 1;
+        v[k] = q;
+        z[k] = s;
+        z[k + 1] = f32::INFINITY;
+    }
+    k = 0;
+    for (q, o) in out.iter_mut().enumerate() {
+        while z[k + 1] < q as f32 {
+            k += 1;
+        }
+        let p = v[k];
+        let dq = q as f32 - p as f32;
+        *o = dq * dq + f[p];
+    }
+}
+
+/// Separable Gaussian blur in place (kernel radius ceil(3 sigma), edges clamped).
+fn gaussian_blur(img: &mut [f32], w: usize, h: usize, sigma: f32) {
+    let r = (3.0 * sigma).ceil().max(1.0) as usize;
+    let mut k: Vec<f32> = (0..=2 * r)
+        .map(|i| {
+            let d = i as f32 - r as f32;
+            (-(d * d) / (2.0 * sigma * sigma)).exp()
+        })
+        .collect();
+    let sum: f32 = k.iter().sum();
+    k.iter_mut().for_each(|v| *v /= sum);
+    // Horizontal pass on a clamped, padded copy of each row.
+    let mut line = vec![0f32; w.max(h) + 2 * r];
+    let mut tmp = vec![0f32; w * h];
+    for y in 0..h {
+        let row = &img[y * w..(y + 1) * w];
+        line[r..r + w].copy_from_slice(row);
+        for j in 0..r {
+            line[j] = row[0];
+            line[r + w + j] = row[w - 1];
+        }
+        let out = &mut tmp[y * w..(y + 1) * w];
+        for (x, o) in out.iter_mut().enumerate() {
+            *o = k
+                .iter()
+                .zip(&line[x..x + 2 * r + 1])
+                .map(|(a, b)| a * b)
+                .sum();
+        }
+    }
+    // Vertical pass: accumulate whole rows (vectorises).
+    for y in 0..h {
+        let out = &mut img[y * w..(y + 1) * w];
+        out.iter_mut().for_each(|v| *v = 0.0);
+        for (j, &kv) in k.iter().enumerate() {
+            let yy = (y as isize + j as isize - r as isize).clamp(0, h as isize - 1) as usize;
+            let src = &tmp[yy * w..(yy + 1) * w];
+            for (o, &sv) in out.iter_mut().zip(src) {
+                *o += kv * sv;
+            }
         }
     }
 }
@@ -695,20 +821,19 @@ impl Grid<'_> {
 /// the foreground only (background pixels neither carry nor receive values). Vincent's hybrid
 /// algorithm: a forward and a backward raster scan, then FIFO propagation.
 fn hmax_reconstruct(f: &[f32], g: &Grid, h: f32) -> Vec<f32> {
-    let (width, height) = (g.width, g.height);
-    let n = width * height;
+    let n = g.len();
+    let pw = g.pw;
     let mut r: Vec<f32> = f.iter().map(|&v| v - h).collect();
     // Forward scan: up and left neighbours.
     for i in 0..n {
         if !g.fg(i) {
             continue;
         }
-        let (x, y) = (i % width, i / width);
         let mut m = r[i];
-        if y > 0 && g.linked(i, i - width) {
-            m = m.max(r[i - width]);
+        if g.linked(i, i - pw) {
+            m = m.max(r[i - pw]);
         }
-        if x > 0 && g.linked(i, i - 1) {
+        if g.linked(i, i - 1) {
             m = m.max(r[i - 1]);
         }
         r[i] = m.min(f[i]);
@@ -719,53 +844,36 @@ fn hmax_reconstruct(f: &[f32], g: &Grid, h: f32) -> Vec<f32> {
         if !g.fg(i) {
             continue;
         }
-        let (x, y) = (i % width, i / width);
         let mut m = r[i];
-        if y + 1 < height && g.linked(i, i + width) {
-            m = m.max(r[i + width]);
+        if g.linked(i, i + pw) {
+            m = m.max(r[i + pw]);
         }
-        if x + 1 < width && g.linked(i, i + 1) {
+        if g.linked(i, i + 1) {
             m = m.max(r[i + 1]);
         }
-        r[i] = m.min(f[i]);
-        let ri = r[i];
-        let mut push = false;
-        if y + 1 < height
-            && g.linked(i, i + width)
-            && r[i + width] < ri
-            && r[i + width] < f[i + width]
-        {
-            push = true;
-        }
-        if x + 1 < width && g.linked(i, i + 1) && r[i + 1] < ri && r[i + 1] < f[i + 1] {
-            push = true;
-        }
-        if push {
+        let ri = m.min(f[i]);
+        r[i] = ri;
+        let can = |q: usize| g.linked(i, q) && r[q] < ri && r[q] < f[q];
+        if can(i + pw) || can(i + 1) {
             queue.push_back(i);
         }
     }
     while let Some(p) = queue.pop_front() {
         let rp = r[p];
-        let mut updates = [usize::MAX; 4];
-        let mut k = 0;
-        g.for_neighbours(p, |q| {
-            if r[q] < rp && r[q] != f[q] {
-                updates[k] = q;
-                k += 1;
+        for q in g.nbrs(p) {
+            if g.linked(p, q) && r[q] < rp && r[q] != f[q] {
+                r[q] = rp.min(f[q]);
+                queue.push_back(q);
             }
-        });
-        for &q in &updates[..k] {
-            r[q] = rp.min(f[q]);
-            queue.push_back(q);
         }
     }
     r
 }
 
 /// Labels the regional maxima of `r` inside the foreground: 4-connected plateaus with no
-/// strictly higher foreground neighbour. Returns a marker map (0 = no marker, labels 1..).
+/// strictly higher connected neighbour. Returns a marker map (0 = no marker, labels 1..).
 fn regional_maxima(r: &[f32], g: &Grid) -> Vec<u32> {
-    let n = g.width * g.height;
+    let n = g.len();
     let mut markers = vec![0u32; n];
     let mut visited = vec![false; n];
     let mut next = 1u32;
@@ -782,7 +890,10 @@ fn regional_maxima(r: &[f32], g: &Grid) -> Vec<u32> {
         let mut is_max = true;
         while let Some(p) = stack.pop() {
             plateau.push(p);
-            g.for_neighbours(p, |q| {
+            for q in g.nbrs(p) {
+                if !g.linked(p, q) {
+                    continue;
+                }
                 let rq = r[q];
                 if rq > v {
                     is_max = false;
@@ -790,7 +901,7 @@ fn regional_maxima(r: &[f32], g: &Grid) -> Vec<u32> {
                     visited[q] = true;
                     stack.push(q);
                 }
-            });
+            }
         }
         if is_max {
             for &p in &plateau {
@@ -802,61 +913,36 @@ fn regional_maxima(r: &[f32], g: &Grid) -> Vec<u32> {
     markers
 }
 
-#[derive(PartialEq)]
-struct QItem {
-    value: f32,
-    age: u64,
-    idx: usize,
-}
-impl Eq for QItem {}
-impl Ord for QItem {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // Max-heap on value (flooding the negated distance from its minima), then oldest first.
-        self.value
-            .total_cmp(&other.value)
-            .then_with(|| other.age.cmp(&self.age))
-    }
-}
-impl PartialOrd for QItem {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
 /// Marker-controlled watershed of `-dist`, restricted to the foreground, 4-connectivity, no
-/// watershed lines. Every foreground pixel 4-connected to a marker gets that marker's label.
+/// watershed lines: every foreground pixel connected to a marker gets a marker's label.
+/// Flooding uses a hierarchical (bucket) queue on `dist` quantised to 1/32 px, processed from
+/// the highest level down, first-in-first-out within a level (deterministic, linear time).
 fn watershed(dist: &[f32], g: &Grid, mut labels: Vec<u32>) -> Vec<u32> {
-    let mut heap = BinaryHeap::new();
-    let mut age = 0u64;
-    for i in 0..labels.len() {
-        if labels[i] != 0 {
-            heap.push(QItem {
-                value: dist[i],
-                age,
-                idx: i,
-            });
-            age += 1;
+    const STEPS_PER_PX: f32 = 32.0;
+    let maxv = dist.iter().copied().fold(0f32, f32::max);
+    let nb = ((maxv * STEPS_PER_PX) as usize + 1).min(1 << 22);
+    let level = |v: f32| ((v.max(0.0) * STEPS_PER_PX) as usize).min(nb - 1);
+    let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); nb];
+    for (i, &l) in labels.iter().enumerate() {
+        if l != 0 {
+            buckets[level(dist[i])].push(i as u32);
         }
     }
-    while let Some(QItem { idx: p, .. }) = heap.pop() {
-        let lp = labels[p];
-        let mut new = [usize::MAX; 4];
-        let mut k = 0;
-        g.for_neighbours(p, |q| {
-            if labels[q] == 0 {
-                new[k] = q;
-                k += 1;
+    for cur in (0..nb).rev() {
+        let mut head = 0;
+        while head < buckets[cur].len() {
+            let p = buckets[cur][head] as usize;
+            head += 1;
+            let lp = labels[p];
+            for q in g.nbrs(p) {
+                if labels[q] == 0 && g.linked(p, q) {
+                    labels[q] = lp;
+                    let lq = level(dist[q]).min(cur);
+                    buckets[lq].push(q as u32);
+                }
             }
-        });
-        for &q in &new[..k] {
-            labels[q] = lp;
-            heap.push(QItem {
-                value: dist[q],
-                age,
-                idx: q,
-            });
-            age += 1;
         }
+        buckets[cur] = Vec::new();
     }
     labels
 }
@@ -926,7 +1012,7 @@ fn finalize_labels(raw: &[u32], width: usize, height: usize, cfg: &PostprocessCo
                     if is_small[b as usize] {
                         continue;
                     }
-                    if best.map_or(true, |(bc, bl)| c > bc || (c == bc && b < bl)) {
+                    if best.is_none_or(|(bc, bl)| c > bc || (c == bc && b < bl)) {
                         best = Some((c, b));
                     }
                 }
@@ -1007,6 +1093,43 @@ mod tests {
                         && p[1] <= y1 as f32
                 );
             }
+            // Area, centroid, 4-connectivity of the instance.
+            let mut px = Vec::new();
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    if inst.labels[y as usize * w + x as usize] == it.id {
+                        px.push((x as usize, y as usize));
+                    }
+                }
+            }
+            assert_eq!(px.len() as u32, it.area);
+            assert!(it.centroid[0] > x0 as f32 && it.centroid[0] < x1 as f32);
+            assert!(it.centroid[1] > y0 as f32 && it.centroid[1] < y1 as f32);
+            let mut seen = std::collections::HashSet::new();
+            let mut stack = vec![px[0]];
+            seen.insert(px[0]);
+            while let Some((x, y)) = stack.pop() {
+                for (nx, ny) in [
+                    (x.wrapping_sub(1), y),
+                    (x + 1, y),
+                    (x, y.wrapping_sub(1)),
+                    (x, y + 1),
+                ] {
+                    if nx < w
+                        && ny < inst.height
+                        && inst.labels[ny * w + nx] == it.id
+                        && seen.insert((nx, ny))
+                    {
+                        stack.push((nx, ny));
+                    }
+                }
+            }
+            assert_eq!(
+                seen.len(),
+                px.len(),
+                "instance {} is not 4-connected",
+                it.id
+            );
             // Raw outline area equals pixel area plus any holes.
             let raw = polygons::region_outline(&inst.labels, w, it.bbox, it.id);
             let raw_f: Vec<[f32; 2]> = raw.iter().map(|p| [p[0] as f32, p[1] as f32]).collect();
@@ -1022,6 +1145,97 @@ mod tests {
             }
         }
         assert_eq!(seen as usize, inst.instances.len());
+    }
+
+    #[test]
+    fn edt_matches_brute_force() {
+        let (w, h) = (37, 23);
+        let mut state = 7u64;
+        let seed: Vec<bool> = (0..w * h)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 60) == 0
+            })
+            .collect();
+        let d = squared_edt(&seed, w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let mut best = f32::INFINITY;
+                for sy in 0..h {
+                    for sx in 0..w {
+                        if seed[sy * w + sx] {
+                            let (dx, dy) = (sx as f32 - x as f32, sy as f32 - y as f32);
+                            best = best.min(dx * dx + dy * dy);
+                        }
+                    }
+                }
+                assert_eq!(d[y * w + x], best, "at ({x}, {y})");
+            }
+        }
+        // No seed at all: "infinite" everywhere.
+        assert!(squared_edt(&[false; 12], 4, 3)
+            .iter()
+            .all(|&v| v >= EDT_INF));
+    }
+
+    #[test]
+    fn side_by_side_nuclei_are_cut_at_the_notches() {
+        // Two flattened ellipses pressed together along their long sides: the distance map has
+        // a single ridge, the concave-point step separates them.
+        let (w, h) = (60, 60);
+        let mut m = vec![0u8; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let (fx, fy) = (x as f32 - 30.0, y as f32 - 30.0);
+                let e1 = (fx / 12.0).powi(2) + ((fy + 5.0) / 5.5).powi(2) <= 1.0;
+                let e2 = (fx / 12.0).powi(2) + ((fy - 5.0) / 5.5).powi(2) <= 1.0;
+                if e1 || e2 {
+                    m[y * w + x] = 1;
+                }
+            }
+        }
+        let cfg = PostprocessConfig::default();
+        let r = instances_from_class_map(&m, w, h, &cfg);
+        check_valid(&r);
+        assert_eq!(r.instances.len(), 2);
+        assert!(r.instances[0].centroid[1] < 29.0 && r.instances[1].centroid[1] > 31.0);
+        let (a0, a1) = (r.instances[0].area as i32, r.instances[1].area as i32);
+        assert!((a0 - a1).abs() <= a0 / 10, "{a0} vs {a1}");
+        let no_cut = PostprocessConfig {
+            concave_depth: 0.0,
+            ..cfg
+        };
+        assert_eq!(
+            instances_from_class_map(&m, w, h, &no_cut).instances.len(),
+            1
+        );
+    }
+
+    #[test]
+    fn split_classes_option() {
+        // A 10 x 20 block, left half class 1, right half class 2.
+        let (w, h) = (30, 16);
+        let mut m = vec![0u8; w * h];
+        for y in 3..13 {
+            for x in 5..25 {
+                m[y * w + x] = if x < 15 { 1 } else { 2 };
+            }
+        }
+        let cfg = PostprocessConfig::default();
+        let r = instances_from_class_map(&m, w, h, &cfg);
+        assert_eq!(r.instances.len(), 1);
+        assert_eq!(r.instances[0].class, 1); // tie -> lowest class id
+        let cfg = PostprocessConfig {
+            split_classes: true,
+            ..cfg
+        };
+        let r = instances_from_class_map(&m, w, h, &cfg);
+        check_valid(&r);
+        assert_eq!(r.instances.len(), 2);
+        assert_eq!((r.instances[0].class, r.instances[0].area), (1, 100));
+        assert_eq!((r.instances[1].class, r.instances[1].area), (2, 100));
     }
 
     #[test]
@@ -1117,9 +1331,7 @@ mod tests {
         let n = w * h;
         let nc = 3;
         let mut probs = vec![0f32; nc * n];
-        for i in 0..n {
-            probs[i] = 1.0;
-        }
+        probs[..n].fill(1.0);
         for y in 2..6 {
             for x in 2..6 {
                 let i = y * w + x;
