@@ -122,9 +122,9 @@ typedef struct CsraSegmentOptions {
   float std[3];
   // Instances below this many pixels are dropped (default 10).
   uint32_t min_area;
-  // h-maxima height on the distance map that separates touching nuclei (default 2).
+  // h-maxima height on the distance map that separates touching nuclei (default 1.5).
   float h;
-  // Gaussian smoothing of the distance map, pixels (default 1).
+  // Gaussian smoothing of the distance map, pixels (default 0.5).
   float sigma;
   // Polygon simplification tolerance, pixels (default 1).
   float polygon_tolerance;

@@ -55,9 +55,9 @@ pub struct CsraSegmentOptions {
     pub std: [f32; 3],
     /// Instances below this many pixels are dropped (default 10).
     pub min_area: u32,
-    /// h-maxima height on the distance map that separates touching nuclei (default 2).
+    /// h-maxima height on the distance map that separates touching nuclei (default 1.5).
     pub h: f32,
-    /// Gaussian smoothing of the distance map, pixels (default 1).
+    /// Gaussian smoothing of the distance map, pixels (default 0.5).
     pub sigma: f32,
     /// Polygon simplification tolerance, pixels (default 1).
     pub polygon_tolerance: f32,

@@ -38,11 +38,14 @@ pub struct Fail {
 }
 
 impl Fail {
+    /// A failure with its message; a backtrace that candle appends when the host has
+    /// `RUST_BACKTRACE` set is cut off (the message stays one readable line).
     pub fn new(status: CsraStatus, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
+        let mut message = message.into();
+        if let Some(i) = message.find("\n   0: ") {
+            message.truncate(i);
         }
+        Self { status, message }
     }
 }
 

@@ -132,7 +132,7 @@ impl Normalize {
     /// Rejects non-finite or non-positive std.
     pub fn validate(&self) -> Result<()> {
         for c in 0..3 {
-            if !self.mean[c].is_finite() || !(self.std[c].is_finite() && self.std[c] > 0.0) {
+            if !(self.mean[c].is_finite() && self.std[c].is_finite() && self.std[c] > 0.0) {
                 bail!(
                     "normalisation channel {c}: mean {} / std {} must be finite with std > 0",
                     self.mean[c],

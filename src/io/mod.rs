@@ -1,3 +1,5 @@
-//! Reading and writing files: safetensors weights.
+//! Reading and writing files: safetensors weights, QuPath GeoJSON, overlay pictures.
 
+pub mod geojson;
+pub mod overlay;
 pub mod weights;

@@ -1,112 +1,138 @@
 //! Running a model (or the post-processing alone) over a labelled dataset and scoring it.
+//! The one evaluation loop shared by `csranet eval`, `csranet train` and the tests.
 
 use super::{Evaluator, InstanceClasses, InstanceMap, MetricsSummary, TileLabels};
 use crate::data::{Dataset, Sample};
 use crate::infer::postprocess::{instances_from_class_map, PostprocessConfig};
 use crate::infer::{segment_tile, ImageView, PixelFormat, SegmentOptions, Segmentation};
 use crate::model::CsraNet;
-use candle_core::{bail, Result};
+use candle_core::Result;
 use std::time::Instant;
 
-/// A scored run: the summary and the throughput of the segmentation itself.
+/// A prediction for one tile, in the metrics' terms.
+pub struct Prediction {
+    pub inst: InstanceMap,
+    pub classes: InstanceClasses,
+    pub class_map: Vec<u8>,
+}
+
+fn err(name: &str) -> impl Fn(super::MetricsError) -> candle_core::Error + '_ {
+    move |e| candle_core::Error::Msg(format!("tile {name}: {e}"))
+}
+
+impl Prediction {
+    /// From a model's segmentation of the tile.
+    pub fn from_segmentation(name: &str, seg: Segmentation) -> Result<Self> {
+        let classes = seg
+            .instances
+            .iter()
+            .map(|i| (i.id, i.class.min(255) as u8))
+            .collect();
+        Ok(Self {
+            inst: InstanceMap::new(seg.width, seg.height, seg.labels).map_err(err(name))?,
+            classes,
+            class_map: seg.class_map,
+        })
+    }
+
+    /// The post-processing alone on the tile's ground-truth class map (perfect semantic
+    /// input); the class map is the kept pixels with their instance's class.
+    pub fn from_ground_truth(s: &Sample, post: &PostprocessConfig) -> Result<Self> {
+        let (w, h) = (s.width(), s.height());
+        let inst = instances_from_class_map(&s.class_map, w, h, post);
+        let classes: InstanceClasses = inst
+            .instances
+            .iter()
+            .map(|i| (i.id, i.class.min(255) as u8))
+            .collect();
+        let map = InstanceMap::new(w, h, inst.labels).map_err(err(&s.name))?;
+        let class_map = map.class_map(&classes);
+        Ok(Self {
+            inst: map,
+            classes,
+            class_map,
+        })
+    }
+}
+
+/// A scored run: the summary and the throughput of the prediction itself.
 pub struct Evaluation {
     pub summary: MetricsSummary,
-    /// Tiles per second of segmentation (model + post-processing), excluding scoring.
+    /// Tiles per second of prediction (model + post-processing), excluding scoring.
     pub tiles_per_s: f64,
 }
 
-fn add(
-    ev: &mut Evaluator,
-    s: &Sample,
-    labels: Vec<u32>,
-    classes: InstanceClasses,
-    class_map: &[u8],
-) -> Result<()> {
-    let (w, h) = (s.width(), s.height());
-    let err = |e: super::MetricsError| candle_core::Error::Msg(format!("{}: {e}", s.name));
-    let gt = InstanceMap::new(w, h, s.inst.clone()).map_err(err)?;
-    let pred = InstanceMap::new(w, h, labels).map_err(err)?;
-    ev.add_tile(
-        TileLabels {
-            inst: &gt,
-            inst_class: &s.inst_class,
-            class_map: &s.class_map,
-        },
-        TileLabels {
-            inst: &pred,
-            inst_class: &classes,
-            class_map,
-        },
-        s.tissue,
+/// The dataset's class names, extended with `class N` to cover a model's classes.
+pub fn class_names_for(data: &Dataset, model_classes: usize) -> Vec<String> {
+    let mut names = data.class_names.clone();
+    for c in names.len()..model_classes {
+        names.push(format!("class {c}"));
+    }
+    names
+}
+
+/// Scores `predict` on every tile of `data`; `each(index, sample, gt, prediction)` runs
+/// after each tile (progress bars, pictures).
+pub fn evaluate(
+    data: &Dataset,
+    class_names: Vec<String>,
+    predict: &mut dyn FnMut(&Sample) -> Result<Prediction>,
+    each: &mut dyn FnMut(usize, &Sample, &InstanceMap, &Prediction) -> Result<()>,
+) -> Result<Evaluation> {
+    let mut ev = Evaluator::new(class_names).with_tissue_names(data.tissue_names.clone());
+    let mut seconds = 0f64;
+    for (i, s) in data.samples.iter().enumerate() {
+        let t = Instant::now();
+        let pred = predict(s)?;
+        seconds += t.elapsed().as_secs_f64();
+        let gt = InstanceMap::new(s.width(), s.height(), s.inst.clone()).map_err(err(&s.name))?;
+        ev.add_tile(
+            TileLabels {
+                inst: &gt,
+                inst_class: &s.inst_class,
+                class_map: &s.class_map,
+            },
+            TileLabels {
+                inst: &pred.inst,
+                inst_class: &pred.classes,
+                class_map: &pred.class_map,
+            },
+            s.tissue,
+        )
+        .map_err(err(&s.name))?;
+        each(i, s, &gt, &pred)?;
+    }
+    let n = data.samples.len() as f64;
+    Ok(Evaluation {
+        summary: ev.summary(),
+        tiles_per_s: if seconds > 0.0 { n / seconds } else { f64::NAN },
+    })
+}
+
+/// A view of a sample's RGB image.
+pub fn sample_view(s: &Sample) -> Result<ImageView<'_>> {
+    ImageView::new(
+        &s.image.data,
+        s.width(),
+        s.height(),
+        s.width() * 3,
+        PixelFormat::Rgb8,
     )
-    .map_err(err)?;
-    Ok(())
 }
 
-fn classes_of(seg: &Segmentation) -> InstanceClasses {
-    seg.instances
-        .iter()
-        .map(|i| (i.id, i.class as u8))
-        .collect()
-}
-
-/// Segments every tile of `data` with `model` and scores it. `each(i, n, &seg)` is
-/// called after every tile (progress, overlays).
+/// Segments every tile with `model` and scores it.
 pub fn evaluate_model(
     model: &CsraNet,
     data: &Dataset,
     opts: &SegmentOptions,
-    each: &mut dyn FnMut(usize, usize, &Sample, &Segmentation),
 ) -> Result<Evaluation> {
-    if model.config().num_classes != data.class_names.len() {
-        bail!(
-            "the model has {} classes, the dataset {} ({:?})",
-            model.config().num_classes,
-            data.class_names.len(),
-            data.class_names
-        )
-    }
-    let mut ev =
-        Evaluator::new(data.class_names.clone()).with_tissue_names(data.tissue_names.clone());
-    let mut seconds = 0f64;
-    let n = data.samples.len();
-    for (i, s) in data.samples.iter().enumerate() {
-        let (w, h) = (s.width(), s.height());
-        let view = ImageView::new(&s.image.data, w, h, w * 3, PixelFormat::Rgb8)?;
-        let t = Instant::now();
-        let seg = segment_tile(model, &view, opts)?;
-        seconds += t.elapsed().as_secs_f64();
-        let classes = classes_of(&seg);
-        add(&mut ev, s, seg.labels.clone(), classes, &seg.class_map)?;
-        each(i + 1, n, s, &seg);
-    }
-    Ok(Evaluation {
-        summary: ev.summary(),
-        tiles_per_s: n as f64 / seconds.max(1e-9),
-    })
-}
-
-/// Scores the instance post-processing alone: the ground-truth class map is the
-/// "prediction" (perfect semantic input), split into instances by
-/// `instances_from_class_map`.
-pub fn evaluate_postprocess_only(data: &Dataset, post: &PostprocessConfig) -> Result<Evaluation> {
-    let mut ev =
-        Evaluator::new(data.class_names.clone()).with_tissue_names(data.tissue_names.clone());
-    let mut seconds = 0f64;
-    for s in &data.samples {
-        let (w, h) = (s.width(), s.height());
-        let t0 = Instant::now();
-        let inst = instances_from_class_map(&s.class_map, w, h, post);
-        seconds += t0.elapsed().as_secs_f64();
-        let classes = inst
-            .instances
-            .iter()
-            .map(|i| (i.id, i.class as u8))
-            .collect();
-        add(&mut ev, s, inst.labels, classes, &s.class_map)?;
-    }
-    Ok(Evaluation {
-        summary: ev.summary(),
-        tiles_per_s: data.samples.len() as f64 / seconds.max(1e-9),
-    })
+    let names = class_names_for(data, model.config().num_classes);
+    evaluate(
+        data,
+        names,
+        &mut |s| {
+            Prediction::from_segmentation(&s.name, segment_tile(model, &sample_view(s)?, opts)?)
+        },
+        &mut |_, _, _, _| Ok(()),
+    )
 }

@@ -105,7 +105,7 @@ impl Config {
             }
             let d = self.aspp_channels();
             let h = self.heads();
-            if h == 0 || d % h != 0 {
+            if h == 0 || !d.is_multiple_of(h) {
                 bail!("config.raa_heads ({h}) must divide the ASPP channels ({d})")
             }
             if self.raa_mlp_ratio == 0 || self.raa_mlp_ratio > 16 {

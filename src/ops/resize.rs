@@ -81,7 +81,7 @@ mod tests {
         // Used twice: candle's own upsample_nearest2d backward would overwrite here.
         check_grad(
             &x,
-            |t| (upsample_nearest(t, 2)? * upsample_nearest(t, 2)?),
+            |t| upsample_nearest(t, 2)? * upsample_nearest(t, 2)?,
             1e-6,
         )
     }

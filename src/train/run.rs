@@ -260,7 +260,8 @@ pub fn run(
                 .map_err(candle_core::Error::Msg)?;
         }
     }
-    let mut urng = ChaCha8Rng::seed_from_u64(opts.train.seed ^ 0x5eed_0u64 ^ trainer.step as u64);
+    let mut urng =
+        ChaCha8Rng::seed_from_u64(opts.train.seed ^ 0x0005_eed0_u64 ^ trainer.step as u64);
     let started = Instant::now();
     let seg_opts = SegmentOptions {
         keep_probabilities: false,
@@ -304,14 +305,14 @@ pub fn run(
         if let Some(t) = test {
             if opts.eval_every > 0 && (epoch + 1) % opts.eval_every == 0 && epoch + 1 < opts.epochs
             {
-                let e = evaluate_model(&model, t, &seg_opts, &mut |_, _, _, _| {})?;
+                let e = evaluate_model(&model, t, &seg_opts)?;
                 on(Event::Eval { epoch, eval: &e });
             }
         }
     }
     weights::save_file(&model, &opts.out.join("model.safetensors"), false)?;
     if let Some(t) = test {
-        let e = evaluate_model(&model, t, &seg_opts, &mut |_, _, _, _| {})?;
+        let e = evaluate_model(&model, t, &seg_opts)?;
         std::fs::write(opts.out.join("metrics.json"), e.summary.to_json())
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         on(Event::Eval {

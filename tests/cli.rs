@@ -1,0 +1,328 @@
+//! The `csranet` command-line tool, run as a program on the fixture tiles.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_csranet");
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiles")
+}
+
+/// A fresh scratch folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .expect("run csranet")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Exits non-zero with an `error:` line and no panic.
+fn assert_clean_failure(o: &Output, needle: &str) {
+    let err = text(&o.stderr);
+    assert!(!o.status.success(), "should fail; stderr: {err}");
+    assert_ne!(o.status.code(), Some(101), "panicked: {err}");
+    assert!(err.contains("error"), "no error message: {err}");
+    assert!(err.contains(needle), "`{needle}` not in: {err}");
+    assert!(
+        !err.contains("panicked")
+            && !err.contains("RUST_BACKTRACE")
+            && !err.contains("stack backtrace"),
+        "panic or backtrace: {err}"
+    );
+}
+
+#[test]
+fn segment_writes_geojson_overlay_and_table() {
+    let out = scratch("segment");
+    let img = fixtures().join("patch1.png");
+    let o = run(&[
+        "segment",
+        img.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
+    assert!(o.status.success(), "stderr: {stderr}");
+    assert!(
+        stderr.contains("WARNING: using untrained (random) weights; results are meaningless"),
+        "{stderr}"
+    );
+    for col in ["class", "count", "mean score", "mean area"] {
+        assert!(stdout.contains(col), "table lacks `{col}`: {stdout}");
+    }
+    for class in [
+        "Other",
+        "Inflammatory",
+        "Epithelial",
+        "Spindle-shaped",
+        "all",
+    ] {
+        assert!(stdout.contains(class), "table lacks `{class}`: {stdout}");
+    }
+
+    let geo: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("patch1.geojson")).unwrap())
+            .expect("valid JSON");
+    assert_eq!(geo["type"], "FeatureCollection");
+    let feats = geo["features"].as_array().unwrap();
+    let total: usize = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("all "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .expect("an `all` row with a count");
+    assert_eq!(feats.len(), total, "one feature per counted nucleus");
+    for f in feats {
+        assert_eq!(f["type"], "Feature");
+        let p = &f["properties"];
+        assert_eq!(p["objectType"], "detection");
+        assert!(p["classification"]["name"].is_string());
+        assert_eq!(p["classification"]["color"].as_array().unwrap().len(), 3);
+        assert!(p["measurements"]["Area px^2"].as_f64().unwrap() > 0.0);
+        assert_eq!(f["geometry"]["type"], "Polygon");
+        let ring = f["geometry"]["coordinates"][0].as_array().unwrap();
+        assert!(ring.len() >= 4);
+        assert_eq!(ring.first(), ring.last(), "rings are closed");
+        for pt in ring {
+            let (x, y) = (pt[0].as_f64().unwrap(), pt[1].as_f64().unwrap());
+            assert!((0.0..=256.0).contains(&x) && (0.0..=256.0).contains(&y));
+        }
+    }
+    let ov = image::open(out.join("patch1_overlay.png")).expect("overlay PNG");
+    assert_eq!((ov.width(), ov.height()), (256, 256));
+}
+
+#[test]
+fn segment_large_image_by_tiles() {
+    // Wider than 1024 px: goes through segment_image (overlapping tiles).
+    let out = scratch("segment-large");
+    let tile = image::open(fixtures().join("patch1.png"))
+        .unwrap()
+        .to_rgb8();
+    let big = image::RgbImage::from_fn(1100, 96, |x, y| *tile.get_pixel(x % 256, y));
+    let path = out.join("wide.png");
+    big.save(&path).unwrap();
+    let o = run(&[
+        "segment",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--tile-size",
+        "256",
+        "--overlap",
+        "64",
+    ]);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("1100x96"));
+    let geo: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("wide.geojson")).unwrap()).unwrap();
+    for f in geo["features"].as_array().unwrap() {
+        for pt in f["geometry"]["coordinates"][0].as_array().unwrap() {
+            let x = pt[0].as_f64().unwrap();
+            assert!((0.0..=1100.0).contains(&x));
+        }
+    }
+    let ov = image::open(out.join("wide_overlay.png")).unwrap();
+    assert_eq!((ov.width(), ov.height()), (1100, 96));
+}
+
+fn eval_json(args: &[&str]) -> Value {
+    let o = run(args);
+    let stdout = text(&o.stdout);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    let last = stdout.lines().last().expect("output");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {last}"))
+}
+
+#[test]
+fn eval_json_has_the_required_keys() {
+    let data = fixtures();
+    let pics = scratch("eval-overlays");
+    let v = eval_json(&[
+        "eval",
+        "--data",
+        data.to_str().unwrap(),
+        "--json",
+        "--overlays",
+        pics.to_str().unwrap(),
+        "--overlay-count",
+        "2",
+    ]);
+    assert_eq!(v["tiles"], 3);
+    for k in ["precision", "recall", "f1", "miou"] {
+        assert!(v["pixel"].get(k).is_some(), "pixel.{k}");
+    }
+    for k in ["bpq", "mpq", "aji", "dice", "f1_det"] {
+        assert!(v["instance"].get(k).is_some(), "instance.{k}");
+    }
+    assert!(v["per_class"].as_object().is_some_and(|m| !m.is_empty()));
+    assert!(v["tiles_per_s"].as_f64().unwrap() > 0.0);
+    // Two side-by-side pictures: three 256-px panels and two 4-px gaps.
+    let mut names: Vec<_> = std::fs::read_dir(&pics)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["patch1.png", "patch2.png"]);
+    let p = image::open(pics.join("patch1.png")).unwrap();
+    assert_eq!((p.width(), p.height()), (3 * 256 + 2 * 4, 256));
+}
+
+#[test]
+fn eval_postprocess_only_on_ground_truth() {
+    let data = fixtures();
+    let o = run(&[
+        "eval",
+        "--data",
+        data.to_str().unwrap(),
+        "--postprocess-only",
+        "--json",
+    ]);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    assert!(
+        !text(&o.stderr).contains("WARNING"),
+        "no model, so no untrained-weights warning"
+    );
+    let v: Value = serde_json::from_str(text(&o.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(v["tiles"], 3);
+    let bpq = v["instance"]["bpq"].as_f64().unwrap();
+    assert!(bpq > 0.5, "post-processing alone: bPQ {bpq}");
+    // --limit
+    let v = eval_json(&[
+        "eval",
+        "--data",
+        data.to_str().unwrap(),
+        "--postprocess-only",
+        "--limit",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(v["tiles"], 1);
+}
+
+#[test]
+fn bench_small_run() {
+    let o = run(&[
+        "bench",
+        "--presets",
+        "lite",
+        "--batch",
+        "1",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--size",
+        "64",
+        "--image-size",
+        "0",
+        "--json",
+    ]);
+    let stdout = text(&o.stdout);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    let v: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let row = &v["rows"][0];
+    assert_eq!(row["preset"], "lite");
+    assert_eq!(row["batch"], 1);
+    assert!(row["median_ms"].as_f64().unwrap() > 0.0);
+    assert!(stdout.contains("tiles/s"));
+}
+
+#[test]
+fn bad_inputs_fail_cleanly() {
+    let out = scratch("bad");
+    let o_s = out.to_str().unwrap();
+    // Missing image.
+    let o = run(&["segment", "/nonexistent/nothing.png", "--out", o_s]);
+    assert_clean_failure(&o, "nothing.png");
+    // A file that is not an image.
+    let json = fixtures().join("inst_class.json");
+    let o = run(&["segment", json.to_str().unwrap(), "--out", o_s]);
+    assert_clean_failure(&o, "inst_class.json");
+    // Weights that are not safetensors.
+    let img = fixtures().join("patch1.png");
+    let o = run(&[
+        "segment",
+        img.to_str().unwrap(),
+        "--weights",
+        json.to_str().unwrap(),
+        "--out",
+        o_s,
+    ]);
+    assert_clean_failure(&o, "weights");
+    // Missing weights file.
+    let o = run(&[
+        "segment",
+        img.to_str().unwrap(),
+        "--weights",
+        "/nonexistent/w.safetensors",
+    ]);
+    assert_clean_failure(&o, "w.safetensors");
+    // Missing dataset.
+    let o = run(&["eval", "--data", "/nonexistent/dataset"]);
+    assert_clean_failure(&o, "/nonexistent/dataset");
+    // A folder that is not a dataset.
+    let o = run(&["eval", "--data", o_s]);
+    assert_clean_failure(&o, "not a recognised dataset");
+    // Bad option values are usage errors.
+    let o = run(&["segment", img.to_str().unwrap(), "--preset", "huge"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let o = run(&[
+        "segment",
+        img.to_str().unwrap(),
+        "--tile-size",
+        "16",
+        "--out",
+        o_s,
+    ]);
+    assert_clean_failure(&o, "tile_size");
+    // Library errors carry no backtrace even with RUST_BACKTRACE set.
+    let o = Command::new(BIN)
+        .args([
+            "segment",
+            img.to_str().unwrap(),
+            "--tile-size",
+            "16",
+            "--out",
+            o_s,
+        ])
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, "tile_size");
+    assert_eq!(
+        text(&o.stderr).trim().lines().count(),
+        1,
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn help_is_available_for_every_command() {
+    let o = run(&["--help"]);
+    assert!(o.status.success());
+    let s = text(&o.stdout);
+    for c in ["segment", "eval", "bench"] {
+        assert!(s.contains(c), "{s}");
+        let o = run(&[c, "--help"]);
+        assert!(o.status.success(), "{c} --help");
+        assert!(text(&o.stdout).contains("Usage: csranet"), "{c} --help");
+    }
+}
