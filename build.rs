@@ -19,17 +19,11 @@ fn main() {
         v("CARGO_PKG_VERSION_PATCH"),
         v("CARGO_PKG_VERSION")
     ));
-    // Only the C ABI's own files: other public Rust constants stay out of the header.
-    let mut builder = cbindgen::Builder::new().with_config(config);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("src/ffi"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-        .collect();
-    files.sort();
-    for f in files {
-        builder = builder.with_src(f);
-    }
+    // Only the C ABI's module (cbindgen follows its `mod` items): other public Rust
+    // constants stay out of the header.
+    let builder = cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(root.join("src/ffi/mod.rs"));
     let bindings = match builder.generate() {
         Ok(b) => b,
         Err(e) => {
