@@ -113,7 +113,7 @@ unsafe fn emit(net: CsraNet, out: *mut *mut CsraModel) -> Result<(), Fail> {
 }
 
 /// Classifies a weights error: file-system problems are I/O, the rest bad weights.
-fn weights_status(e: &candle_core::Error) -> CsraStatus {
+pub(crate) fn weights_status(e: &candle_core::Error) -> CsraStatus {
     let s = e.to_string();
     if s.starts_with("cannot ") {
         CsraStatus::CSRA_IO_ERROR

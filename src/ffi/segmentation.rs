@@ -6,6 +6,7 @@
 
 use super::model::CsraModel;
 use super::status::{guard, not_null, read_versioned, CsraStatus, Fail, OrStatus};
+use crate::infer::segment::MAX_TILE_SIDE;
 use crate::infer::{
     segment_image, segment_tile, ImageView, PixelFormat, SegmentOptions, Segmentation,
 };
@@ -215,6 +216,17 @@ pub unsafe extern "C" fn csra_segment_tile(
         not_null!(image, "image");
         not_null!(out, "out");
         let v = view(image)?;
+        if v.width() > MAX_TILE_SIDE || v.height() > MAX_TILE_SIDE {
+            return Err(Fail::new(
+                CsraStatus::CSRA_INVALID_ARGUMENT,
+                format!(
+                    "image is {}x{}; csra_segment_tile takes at most \
+                     {MAX_TILE_SIDE}x{MAX_TILE_SIDE} (use csra_segment_image)",
+                    v.width(),
+                    v.height()
+                ),
+            ));
+        }
         let o = self::options(options)?;
         let net = (*model).net.read();
         let seg = segment_tile(&net, &v, &o).or_status(CsraStatus::CSRA_INTERNAL_ERROR)?;

@@ -4,7 +4,7 @@
 //! exclusively, so segmentations on the same model from other threads wait for it and
 //! never see half-updated weights. A sampler needs exclusive use.
 
-use super::model::CsraModel;
+use super::model::{weights_status, CsraModel};
 use super::segmentation::CsraImage;
 use super::status::{guard, not_null, path_arg, read_versioned, CsraStatus, Fail, OrStatus};
 use crate::infer::{ImageView, PixelFormat};
@@ -219,6 +219,12 @@ unsafe fn tiles<'a>(
                 format!("{what}->images[{i}].format {} is invalid", im.format),
             )
         })?;
+        if im.len > isize::MAX as usize {
+            return Err(Fail::new(
+                CsraStatus::CSRA_INVALID_ARGUMENT,
+                format!("{what}->images[{i}].len is too large"),
+            ));
+        }
         let data = std::slice::from_raw_parts(im.data, im.len);
         let view = ImageView::new(data, im.width as usize, im.height as usize, im.stride, fmt)
             .map_err(|e| {
@@ -326,7 +332,7 @@ pub unsafe extern "C" fn csra_trainer_load_checkpoint(
         let t = &mut *trainer;
         let net = t.net.write();
         let r = load_checkpoint(Path::new(p), &net, &mut t.trainer)
-            .or_status(CsraStatus::CSRA_BAD_WEIGHTS)?;
+            .map_err(|e| Fail::new(weights_status(&e), e.to_string()))?;
         if !sampler.is_null() {
             if let Some(st) = r.sampler {
                 let s = &mut *sampler;
