@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub init_weights: Option<PathBuf>,
     pub out: PathBuf,
     pub resume: bool,
+    /// Where the model trains (CPU, or CUDA with the `cuda` feature).
+    pub device: Device,
 }
 
 /// Writes a checkpoint atomically: weights, momentum buffers, trainer and sampler state.
@@ -235,8 +237,7 @@ pub fn run(
     let total_steps = steps_per_epoch * opts.epochs;
     let mut tcfg = opts.train.clone();
     tcfg.optim.total_steps = total_steps.max(1);
-    let device = Device::Cpu;
-    let model = CsraNet::new(&opts.model, &device, opts.train.seed)?;
+    let model = CsraNet::new(&opts.model, &opts.device, opts.train.seed)?;
     if let Some(w) = &opts.init_weights {
         weights::load_file(&model, w)?;
     }

@@ -73,6 +73,9 @@ pub struct TrainArgs {
     /// Resume from OUT/checkpoint.safetensors when present.
     #[arg(long)]
     pub resume: bool,
+    /// cpu, or cuda (needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
@@ -100,7 +103,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Some(t) => Some(load_labelled(t).context(|| format!("--test {}", t.display()))?),
         None => None,
     };
+    let device = match a.device.as_str() {
+        "cpu" => candle_core::Device::Cpu,
+        "cuda" => candle_core::Device::new_cuda(0).context(|| "--device cuda".into())?,
+        o => return Err(CliError(format!("--device must be cpu or cuda, got {o}"))),
+    };
     let opts = RunOptions {
+        device,
         model,
         train,
         cas,
