@@ -324,3 +324,70 @@ pub fn run(
     }
     Ok(last_eval)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::trainer::Method;
+
+    #[test]
+    fn checkpoint_resume_continues_identically() -> Result<()> {
+        let cfg = Config {
+            depth: 18,
+            width: 0.125,
+            output_stride: 16,
+            aspp_dropout: 0.0,
+            ..Config::lite()
+        };
+        let mut tc = TrainConfig {
+            method: Method::Supervised,
+            seed: 5,
+            ..Default::default()
+        };
+        tc.weak.crop_width = 64;
+        tc.weak.crop_height = 64;
+        tc.optim.total_steps = 10;
+        let img: Vec<u8> = (0..64 * 64 * 3).map(|i| (i * 7 % 251) as u8).collect();
+        let lab: Vec<u8> = (0..64 * 64).map(|i| ((i / 64) % 3) as u8).collect();
+        let view = ImageView::new(&img, 64, 64, 192, PixelFormat::Rgb8)?;
+        let batch = [
+            TrainTile {
+                image: view,
+                label: Some(&lab),
+            },
+            TrainTile {
+                image: view,
+                label: Some(&lab),
+            },
+        ];
+        let a = CsraNet::new(&cfg, &Device::Cpu, 1)?;
+        let mut ta = Trainer::new(tc.clone())?;
+        ta.step(&a, &batch, &[])?;
+        let dir = std::env::temp_dir().join(format!("csranet-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.safetensors");
+        save_checkpoint(&path, &a, &ta, None, 3)?;
+        let b = CsraNet::new(&cfg, &Device::Cpu, 99)?;
+        let mut tb = Trainer::new(tc)?;
+        let r = load_checkpoint(&path, &b, &mut tb)?;
+        assert_eq!(r.epoch, 3);
+        assert_eq!(tb.step, 1);
+        let ra = ta.step(&a, &batch, &[])?;
+        let rb = tb.step(&b, &batch, &[])?;
+        assert_eq!(ra.loss, rb.loss);
+        for ((n, x), (_, y)) in a.params().snapshot()?.iter().zip(b.params().snapshot()?) {
+            let d = (x - y)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert_eq!(d, 0.0, "{n} differs after resuming");
+        }
+        // A truncated checkpoint is refused and leaves the model as it was.
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
+        let before = b.params().snapshot()?;
+        assert!(load_checkpoint(&path, &b, &mut tb).is_err());
+        for ((n, x), (_, y)) in before.iter().zip(b.params().snapshot()?) {
+            assert_eq!((x - y)?.abs()?.max_all()?.to_scalar::<f32>()?, 0.0, "{n}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        Ok(())
+    }
+}
