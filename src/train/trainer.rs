@@ -378,31 +378,29 @@ impl Trainer {
         let l_x = cross_entropy(&logits.narrow(0, 0, nl)?, &labels)?;
         let mut offset = nl;
         let mut total;
+        let nu = s1.len();
+        // Confidence-masked CE of strong view k, whose logits start at `at + k * nu`.
+        let unsup = |k: usize, at: usize| -> Result<Tensor> {
+            masked_cross_entropy(
+                &logits.narrow(0, at + k * nu, nu)?,
+                &targets[k].0,
+                &targets[k].1,
+            )
+        };
         match cfg.method {
             Method::Supervised => {
                 total = l_x.clone();
                 report.loss_sup = l_x.to_scalar::<f32>()? as f64;
             }
             Method::FixMatch => {
-                let nu = s1.len();
-                let (t, m) = &targets[0];
-                let l_u = masked_cross_entropy(&logits.narrow(0, offset, nu)?, t, m)?;
+                let l_u = unsup(0, offset)?;
                 report.loss_sup = l_x.to_scalar::<f32>()? as f64;
                 report.loss_unsup = l_u.to_scalar::<f32>()? as f64;
                 total = ((l_x + l_u)? * 0.5)?;
             }
             Method::UniMatch => {
-                let nu = s1.len();
-                let l1 = masked_cross_entropy(
-                    &logits.narrow(0, offset, nu)?,
-                    &targets[0].0,
-                    &targets[0].1,
-                )?;
-                let l2 = masked_cross_entropy(
-                    &logits.narrow(0, offset + nu, nu)?,
-                    &targets[1].0,
-                    &targets[1].1,
-                )?;
+                let l1 = unsup(0, offset)?;
+                let l2 = unsup(1, offset)?;
                 // Feature perturbation: Dropout2d(0.5) on the encoder output of the weak view,
                 // supervised by the weak view's own pseudo-labels.
                 let xw = images_tensor(&cfg, &uw, &dev)?;
@@ -424,17 +422,8 @@ impl Trainer {
             Method::Csra => {
                 let l_s = (l_x + cross_entropy(&logits.narrow(0, nl, nl)?, &labels)?)?;
                 offset += nl;
-                let nu = s1.len();
-                let l1 = masked_cross_entropy(
-                    &logits.narrow(0, offset, nu)?,
-                    &targets[0].0,
-                    &targets[0].1,
-                )?;
-                let l2 = masked_cross_entropy(
-                    &logits.narrow(0, offset + nu, nu)?,
-                    &targets[1].0,
-                    &targets[1].1,
-                )?;
+                let l1 = unsup(0, offset)?;
+                let l2 = unsup(1, offset)?;
                 let l_u = ((l1 + l2)? * 0.5)?;
                 report.loss_sup = l_s.to_scalar::<f32>()? as f64;
                 report.loss_unsup = l_u.to_scalar::<f32>()? as f64;
