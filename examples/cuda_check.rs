@@ -15,7 +15,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() -> candle_core::Result<()> {
     let gpu = Device::new_cuda(0)?;
     let mut worst = 0f32;
-    println!("| preset | batch | max abs diff CPU vs GPU | GPU ms/batch (median of 10) | GPU tiles/s |");
+    println!(
+        "| preset | batch | max abs diff CPU vs GPU | GPU ms/batch (median of 10) | GPU tiles/s |"
+    );
     println!("|---|---|---|---|---|");
     for preset in ["lite", "paper"] {
         let cfg = Config::preset(preset)?;
@@ -39,10 +41,17 @@ fn main() -> candle_core::Result<()> {
                 t.push(s.elapsed().as_secs_f64());
             }
             let m = median(t);
-            println!("| {preset} | {batch} | {d:.2e} | {:.1} | {:.1} |", m * 1e3, batch as f64 / m);
+            println!(
+                "| {preset} | {batch} | {d:.2e} | {:.1} | {:.1} |",
+                m * 1e3,
+                batch as f64 / m
+            );
         }
     }
-    println!("worst difference {worst:.2e} (limit 1e-3): {}", if worst <= 1e-3 { "PASS" } else { "FAIL" });
+    println!(
+        "worst difference {worst:.2e} (limit 1e-3): {}",
+        if worst <= 1e-3 { "PASS" } else { "FAIL" }
+    );
     if worst > 1e-3 {
         std::process::exit(1);
     }

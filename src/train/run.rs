@@ -31,7 +31,8 @@ pub struct RunOptions {
     pub steps_per_epoch: usize,
     /// Evaluate on `test` every this many epochs (0 = only at the end).
     pub eval_every: usize,
-    /// Stop after this many seconds (the schedule still assumes `epochs`).
+    /// Stop after this many seconds; the cosine schedule then anneals over the budget
+    /// (the number of steps that fit is re-estimated as the run goes).
     pub time_budget_s: Option<f64>,
     /// Start from these weights instead of a random init.
     pub init_weights: Option<PathBuf>,
@@ -264,6 +265,7 @@ pub fn run(
     let mut urng =
         ChaCha8Rng::seed_from_u64(opts.train.seed ^ 0x0005_eed0_u64 ^ trainer.step as u64);
     let started = Instant::now();
+    let first_step = trainer.step;
     let seg_opts = SegmentOptions {
         keep_probabilities: false,
         ..Default::default()
@@ -286,6 +288,16 @@ pub fn run(
             } else {
                 vec![]
             };
+            if let Some(budget) = opts.time_budget_s {
+                // Anneal over the time budget: re-estimate how many steps fit in it.
+                let done = (trainer.step - first_step) as f64;
+                let el = started.elapsed().as_secs_f64();
+                if done >= 3.0 && el > 0.0 {
+                    let fit = trainer.step as f64 + done / el * (budget - el).max(0.0);
+                    trainer.opt.cfg.total_steps =
+                        (fit.ceil() as usize).clamp(trainer.step + 1, total_steps.max(1));
+                }
+            }
             let report = trainer.step(&model, &lt, &ut)?;
             on(Event::Step {
                 epoch,

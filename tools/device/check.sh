@@ -7,9 +7,12 @@
 #   gzip -c target-cuda/release/examples/cuda_check > target-cuda/cuda_check.gz
 #   gzip -c target-cuda/release/csranet > target-cuda/csranet.gz
 # and copy ../shared/data/consep to devdata/consep (git-excluded, carried).
-# Usage: tools/device/check.sh [MINUTES_PER_METHOD]
+# Usage: tools/device/check.sh [MINUTES_PER_METHOD] [MINUTES_FULL]
+# The last run trains the default model on all CoNSeP training labels and leaves its
+# weights in $OUT/model.safetensors.
 set -euo pipefail
 minutes=${1:-3}
+full=${2:-3}
 out=${OUT:-/tmp}
 . tools/device/env.sh
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
@@ -22,3 +25,9 @@ for m in supervised csra; do
     --batch 8 --crop 128 --lr 0.01 --seed 1 --time-budget-min "$minutes" --device cuda \
     --out "/tmp/run-$m" 2>&1 | grep -v '^\s*$' | tail -3 | tee "$out/train_$m.txt"
 done
+echo "== supervised, all labels, $full min"
+"$bin" train --data devdata/consep/train --test devdata/consep/test \
+  --labelled-fraction 1 --method supervised --preset lite --epochs 200 \
+  --batch 8 --crop 128 --lr 0.01 --seed 1 --time-budget-min "$full" --device cuda \
+  --out /tmp/run-full 2>&1 | grep -v '^\s*$' | tail -3 | tee "$out/train_full.txt"
+cp /tmp/run-full/model.safetensors "$out/model.safetensors"

@@ -59,7 +59,7 @@ pub struct TrainArgs {
     /// Evaluate on --test every N epochs (0 = at the end only).
     #[arg(long, default_value_t = 0)]
     pub eval_every: usize,
-    /// Stop after this many minutes (checkpoint kept; resume with --resume).
+    /// Stop after this many minutes, annealing the learning rate over them (checkpoint kept).
     #[arg(long)]
     pub time_budget_min: Option<f64>,
     /// Start from these weights.
@@ -133,12 +133,14 @@ pub fn run(a: TrainArgs) -> Result<()> {
         .progress_chars("=> "),
     );
     let started = std::time::Instant::now();
+    let mut steps = 0u64;
     let result = run_training(&opts, &data, test.as_ref(), &mut |e| match e {
         Event::Step {
             report: r,
             total_steps,
             ..
         } => {
+            steps = r.step as u64 + 1;
             bar.set_length(total_steps as u64);
             bar.set_position(r.step as u64 + 1);
             bar.set_message(format!(
@@ -163,10 +165,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Event::Checkpoint { .. } => {}
     })
     .context(|| "training".into())?;
-    bar.finish();
+    bar.abandon();
     eprintln!(
-        "trained {} steps in {:.1} min; weights in {}",
-        bar.position(),
+        "trained to step {steps} in {:.1} min; weights in {}",
         started.elapsed().as_secs_f64() / 60.0,
         a.out.join("model.safetensors").display()
     );
