@@ -5,13 +5,8 @@
 use candle_core::{Device, Tensor};
 use csranet::io::weights;
 use csranet::{Config, CsraNet};
-use std::path::PathBuf;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/parity")
-        .join(name)
-}
+mod common;
+use common::fixture;
 
 fn cfg(depth: usize, os: usize, classes: usize, width: f64) -> Config {
     Config {
@@ -34,15 +29,8 @@ fn max_abs_diff(name: &str, cfg: Config) -> f32 {
     let want = &io["logits"];
     let got = model.forward_t(x, false).unwrap();
     assert_eq!(got.dims(), want.dims());
-    let d = (got - want).unwrap().abs().unwrap().max_all().unwrap();
-    let d = d.to_scalar::<f32>().unwrap();
-    let scale = want
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let d = common::max_abs_diff(&got, want);
+    let scale = common::max_abs(want);
     println!("{name}: max |ours - torchvision| = {d:.3e} (logit range {scale:.1})");
     d
 }
@@ -111,14 +99,7 @@ fn load_rejects_mismatches_and_keeps_old_weights() {
     assert!(e.to_string().contains("safetensors"), "{e}");
     let after = model.params().snapshot().unwrap();
     for ((n, a), (_, b)) in before.iter().zip(&after) {
-        let d = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = common::max_abs_diff(a, b);
         assert_eq!(d, 0.0, "{n} changed by a failed load");
     }
     // A good load then changes them.
@@ -141,14 +122,7 @@ fn save_and_reload_round_trip_with_config() {
     let x = Tensor::randn(0f32, 1., (1, 3, 64, 48), &dev).unwrap();
     let a = model.forward_t(&x, false).unwrap();
     let b = back.forward_t(&x, false).unwrap();
-    let d = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let d = common::max_abs_diff(&a, &b);
     assert_eq!(d, 0.0);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -6,30 +6,12 @@ use candle_core::{DType, Device, Tensor};
 use csranet::io::weights;
 use csranet::train::losses::cross_entropy;
 use csranet::{Config, CsraNet};
-use std::path::PathBuf;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/parity")
-        .join(name)
-}
+mod common;
+use common::fixture;
 
 fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    let num = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let den = b
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let num = common::max_abs_diff(a, b);
+    let den = common::max_abs(b);
     num / den.max(1e-12)
 }
 

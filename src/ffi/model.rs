@@ -210,9 +210,7 @@ pub unsafe extern "C" fn csra_model_load_safetensors(
         not_null!(path, "path");
         let p = path_arg(path, "path")?;
         let bytes = weights::read_file(Path::new(p)).or_status(CsraStatus::CSRA_IO_ERROR)?;
-        let net = (*model).net.write();
-        weights::load_bytes(&net, &bytes)
-            .map_err(|e| Fail::new(weights_status(&e), format!("{p}: {e}")))
+        load_into(model, &bytes).map_err(|f| Fail::new(f.status, format!("{p}: {}", f.message)))
     })
 }
 
@@ -226,10 +224,14 @@ pub unsafe extern "C" fn csra_model_load_safetensors_buffer(
     guard(|| {
         not_null!(model, "model");
         not_null!(data, "data");
-        let bytes = std::slice::from_raw_parts(data, len);
-        let net = (*model).net.write();
-        weights::load_bytes(&net, bytes).map_err(|e| Fail::new(weights_status(&e), e.to_string()))
+        load_into(model, std::slice::from_raw_parts(data, len))
     })
+}
+
+/// Loads a weights buffer into `model` under its write lock (all or nothing).
+unsafe fn load_into(model: *mut CsraModel, bytes: &[u8]) -> Result<(), Fail> {
+    let net = (*model).net.write();
+    weights::load_bytes(&net, bytes).map_err(|e| Fail::new(weights_status(&e), e.to_string()))
 }
 
 /// Saves the weights (f32, with the configuration in the metadata) to `path`

@@ -305,13 +305,23 @@ pub unsafe extern "C" fn csra_segmentation_class_map(
     data: *mut *const u8,
     len: *mut usize,
 ) -> CsraStatus {
+    expose(seg, data, len, |s| Ok(&s.class_map))
+}
+
+/// Writes a pointer into `seg` and its length, after the shared NULL checks.
+unsafe fn expose<T>(
+    seg: *const CsraSegmentation,
+    data: *mut *const T,
+    len: *mut usize,
+    pick: impl FnOnce(&Segmentation) -> Result<&[T], Fail>,
+) -> CsraStatus {
     guard(|| {
         not_null!(seg, "seg");
         not_null!(data, "data");
         not_null!(len, "len");
-        let s = &(*seg).seg;
-        *data = s.class_map.as_ptr();
-        *len = s.class_map.len();
+        let v = pick(&(*seg).seg)?;
+        *data = v.as_ptr();
+        *len = v.len();
         Ok(())
     })
 }
@@ -324,21 +334,13 @@ pub unsafe extern "C" fn csra_segmentation_probabilities(
     data: *mut *const f32,
     len: *mut usize,
 ) -> CsraStatus {
-    guard(|| {
-        not_null!(seg, "seg");
-        not_null!(data, "data");
-        not_null!(len, "len");
-        match &(*seg).seg.probabilities {
-            Some(p) => {
-                *data = p.as_ptr();
-                *len = p.len();
-                Ok(())
-            }
-            None => Err(Fail::new(
+    expose(seg, data, len, |s| {
+        s.probabilities.as_deref().ok_or_else(|| {
+            Fail::new(
                 CsraStatus::CSRA_NOT_AVAILABLE,
                 "probabilities were not kept (keep_probabilities = 0)",
-            )),
-        }
+            )
+        })
     })
 }
 
@@ -350,15 +352,7 @@ pub unsafe extern "C" fn csra_segmentation_labels(
     data: *mut *const u32,
     len: *mut usize,
 ) -> CsraStatus {
-    guard(|| {
-        not_null!(seg, "seg");
-        not_null!(data, "data");
-        not_null!(len, "len");
-        let s = &(*seg).seg;
-        *data = s.labels.as_ptr();
-        *len = s.labels.len();
-        Ok(())
-    })
+    expose(seg, data, len, |s| Ok(&s.labels))
 }
 
 /// Number of instances.
