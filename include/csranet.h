@@ -261,6 +261,11 @@ CsraStatus csra_model_create_from_safetensors_buffer(const uint8_t *data,
                                                      size_t len,
                                                      struct CsraModel **out);
 
+// Creates the bundled default model (`lite`, trained on CoNSeP; see the model card
+// `models/README.md`) on the CPU, with no file. Returns `CSRA_NOT_AVAILABLE` in a library
+// built without the `bundled-weights` cargo feature (on by default).
+CsraStatus csra_model_create_default(struct CsraModel **out);
+
 // Loads weights from a safetensors file into `model`: names and shapes must match
 // (torchvision's `num_batches_tracked` and `aux_classifier.*` are ignored). All or
 // nothing: on error the model keeps its previous weights. Exclusive: waits for running

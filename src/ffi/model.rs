@@ -196,6 +196,26 @@ pub unsafe extern "C" fn csra_model_create_from_safetensors_buffer(
     })
 }
 
+/// Creates the bundled default model (`lite`, trained on CoNSeP; see the model card
+/// `models/README.md`) on the CPU, with no file. Returns `CSRA_NOT_AVAILABLE` in a library
+/// built without the `bundled-weights` cargo feature (on by default).
+#[no_mangle]
+pub unsafe extern "C" fn csra_model_create_default(out: *mut *mut CsraModel) -> CsraStatus {
+    guard(|| {
+        not_null!(out, "out");
+        let bytes = crate::io::bundled::bundled_weights().ok_or_else(|| {
+            Fail::new(
+                CsraStatus::CSRA_NOT_AVAILABLE,
+                "this library was built without the `bundled-weights` feature: no default \
+                 model; load weights from a file or buffer instead",
+            )
+        })?;
+        let net = weights::model_from_bytes(bytes, None, &Device::Cpu)
+            .map_err(|e| Fail::new(weights_status(&e), format!("bundled model: {e}")))?;
+        emit(net, out)
+    })
+}
+
 /// Loads weights from a safetensors file into `model`: names and shapes must match
 /// (torchvision's `num_batches_tracked` and `aux_classifier.*` are ignored). All or
 /// nothing: on error the model keeps its previous weights. Exclusive: waits for running

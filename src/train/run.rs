@@ -34,12 +34,69 @@ pub struct RunOptions {
     /// Stop after this many seconds; the cosine schedule then anneals over the budget
     /// (the number of steps that fit is re-estimated as the run goes).
     pub time_budget_s: Option<f64>,
+    /// Which clock `time_budget_s` is measured on.
+    pub budget_clock: BudgetClock,
     /// Start from these weights instead of a random init.
     pub init_weights: Option<PathBuf>,
     pub out: PathBuf,
     pub resume: bool,
     /// Where the model trains (CPU, or CUDA with the `cuda` feature).
     pub device: Device,
+}
+
+/// The clock a training time budget runs on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BudgetClock {
+    /// Elapsed wall-clock time.
+    #[default]
+    Wall,
+    /// CPU time (user + system) of this process: runs that share a loaded machine still get
+    /// the same amount of computation, which makes budgets comparable between methods.
+    Cpu,
+}
+
+impl std::str::FromStr for BudgetClock {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "wall" => Ok(Self::Wall),
+            "cpu" => Ok(Self::Cpu),
+            o => Err(format!("budget clock must be wall or cpu, got '{o}'")),
+        }
+    }
+}
+
+/// Seconds of CPU time (user + system, all threads) used by this process so far.
+pub fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+struct BudgetTimer {
+    clock: BudgetClock,
+    wall: Instant,
+    cpu0: f64,
+}
+
+impl BudgetTimer {
+    fn start(clock: BudgetClock) -> Self {
+        Self {
+            clock,
+            wall: Instant::now(),
+            cpu0: process_cpu_seconds(),
+        }
+    }
+    fn elapsed(&self) -> f64 {
+        match self.clock {
+            BudgetClock::Wall => self.wall.elapsed().as_secs_f64(),
+            BudgetClock::Cpu => process_cpu_seconds() - self.cpu0,
+        }
+    }
 }
 
 /// Writes a checkpoint atomically: weights, momentum buffers, trainer and sampler state.
@@ -264,7 +321,7 @@ pub fn run(
     }
     let mut urng =
         ChaCha8Rng::seed_from_u64(opts.train.seed ^ 0x0005_eed0_u64 ^ trainer.step as u64);
-    let started = Instant::now();
+    let started = BudgetTimer::start(opts.budget_clock);
     let first_step = trainer.step;
     let seg_opts = SegmentOptions {
         keep_probabilities: false,
@@ -291,7 +348,7 @@ pub fn run(
             if let Some(budget) = opts.time_budget_s {
                 // Anneal over the time budget: re-estimate how many steps fit in it.
                 let done = (trainer.step - first_step) as f64;
-                let el = started.elapsed().as_secs_f64();
+                let el = started.elapsed();
                 if done >= 3.0 && el > 0.0 {
                     let fit = trainer.step as f64 + done / el * (budget - el).max(0.0);
                     trainer.opt.cfg.total_steps =
@@ -304,10 +361,7 @@ pub fn run(
                 report: &report,
                 total_steps,
             });
-            if opts
-                .time_budget_s
-                .is_some_and(|b| started.elapsed().as_secs_f64() > b)
-            {
+            if opts.time_budget_s.is_some_and(|b| started.elapsed() > b) {
                 save_checkpoint(&ckpt, &model, &trainer, Some(&sampler.state()), epoch)?;
                 on(Event::Checkpoint { path: &ckpt });
                 break 'outer;

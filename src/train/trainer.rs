@@ -61,6 +61,11 @@ pub struct TrainConfig {
     pub normalize_mean: [f32; 3],
     pub normalize_std: [f32; 3],
     pub seed: u64,
+    /// Probability that a labelled tile's weak view is also given the strong photometric
+    /// augmentation (colour, grayscale, blur, H&E stain jitter; no CutMix) before the
+    /// supervised loss. 0 (the default) is METHOD.md; > 0 trades fit for robustness to
+    /// stain and scanner differences (used for the bundled model).
+    pub labelled_photometric: f64,
 }
 
 impl Default for TrainConfig {
@@ -80,6 +85,7 @@ impl Default for TrainConfig {
             normalize_mean: n.mean,
             normalize_std: n.std,
             seed: 0,
+            labelled_photometric: 0.0,
         }
     }
 }
@@ -105,6 +111,12 @@ impl TrainConfig {
             if !(v.is_finite() && v >= 0.0) {
                 bail!("train.{n} must be >= 0, got {v}")
             }
+        }
+        if !(0.0..=1.0).contains(&self.labelled_photometric) {
+            bail!(
+                "train.labelled_photometric must be in [0, 1], got {}",
+                self.labelled_photometric
+            )
         }
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
             bail!(
@@ -275,8 +287,12 @@ impl Trainer {
         let mut lw = Vec::new();
         let mut ll = Vec::new();
         for t in labelled {
-            let (im, lab) = augment::weak_view(&to_image(&t.image), t.label, &cfg.weak, rng)
+            let (mut im, lab) = augment::weak_view(&to_image(&t.image), t.label, &cfg.weak, rng)
                 .map_err(candle_core::Error::Msg)?;
+            if cfg.labelled_photometric > 0.0 && rng.random::<f64>() < cfg.labelled_photometric {
+                im =
+                    augment::strong_view(&im, &cfg.strong, rng).map_err(candle_core::Error::Msg)?;
+            }
             lw.push(im);
             ll.push(lab.expect("label"));
         }

@@ -121,12 +121,13 @@ pub fn class_colours(names: &[String]) -> Vec<[u8; 3]> {
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Weights (.safetensors). Files written by csranet carry their configuration; for files
-    /// without it (e.g. a converted torchvision state dict) give --preset. Without --weights an
-    /// untrained model is used.
+    /// without it (e.g. a converted torchvision state dict) give --preset. Without --weights the
+    /// bundled trained model is used (an untrained one with --preset, or in a build without
+    /// the `bundled-weights` feature).
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
     /// Network preset (`lite` or `paper`): the configuration for --weights files that carry none,
-    /// or the untrained model to build without --weights.
+    /// or, without --weights, an untrained model of that preset instead of the bundled one.
     #[arg(long, value_name = "NAME", value_parser = ["lite", "paper"])]
     pub preset: Option<String>,
 }
@@ -145,10 +146,17 @@ pub fn random_model(cfg: &Config) -> Result<CsraNet> {
         .context(|| "cannot build the model".into())
 }
 
-/// The model used when no weights are given. The single place to switch to bundled trained
-/// weights once they exist; for now an untrained `lite` model (with a warning on stderr).
-pub fn default_model() -> Result<CsraNet> {
-    random_model(&Config::lite())
+/// The model used when neither --weights nor --preset is given: the bundled trained `lite`
+/// model (`models/lite-consep.safetensors`), or, in a build without the `bundled-weights`
+/// feature, an untrained `lite` model with a warning on stderr. Returns the model and
+/// whether it is the trained one.
+pub fn default_model() -> Result<(CsraNet, bool)> {
+    if csranet::io::bundled::bundled_weights().is_some() {
+        let m = csranet::io::bundled::default_model(&candle_core::Device::Cpu)
+            .context(|| "cannot load the bundled model".into())?;
+        return Ok((m, true));
+    }
+    Ok((random_model(&Config::lite())?, false))
 }
 
 /// Loads the model the arguments ask for, and a one-line description of it.
@@ -198,8 +206,16 @@ pub fn load_model(args: &ModelArgs) -> Result<(CsraNet, String)> {
             Ok((model, desc))
         }
         (None, None) => {
-            let model = default_model()?;
-            let desc = format!("untrained default ({})", describe_config(model.config()));
+            let (model, trained) = default_model()?;
+            let desc = if trained {
+                format!(
+                    "bundled {} ({})",
+                    csranet::io::bundled::BUNDLED_FILE,
+                    describe_config(model.config())
+                )
+            } else {
+                format!("untrained default ({})", describe_config(model.config()))
+            };
             Ok((model, desc))
         }
     }

@@ -62,6 +62,18 @@ pub struct TrainArgs {
     /// Stop after this many minutes, annealing the learning rate over them (checkpoint kept).
     #[arg(long)]
     pub time_budget_min: Option<f64>,
+    /// Also print a plain progress line every N steps (0 = only when stderr is not a
+    /// terminal, then every 10 steps), for logs of background runs.
+    #[arg(long, default_value_t = 0)]
+    pub log_every: usize,
+    /// Clock of --time-budget-min: `wall`, or `cpu` (this process's CPU time, so methods
+    /// compared on a shared, loaded machine get the same computation).
+    #[arg(long, default_value = "wall")]
+    pub budget_clock: String,
+    /// Probability of also giving a labelled tile the strong photometric augmentation
+    /// (colour, blur, stain jitter) before the supervised loss (0 = METHOD.md).
+    #[arg(long, default_value_t = 0.0)]
+    pub labelled_photometric: f64,
     /// Start from these weights.
     #[arg(long)]
     pub init: Option<PathBuf>,
@@ -87,6 +99,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         method,
         seed: a.seed,
         contrastive: a.contrastive,
+        labelled_photometric: a.labelled_photometric,
         ..Default::default()
     };
     train.optim.lr = a.lr;
@@ -120,6 +133,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         steps_per_epoch: a.steps_per_epoch,
         eval_every: a.eval_every,
         time_budget_s: a.time_budget_min.map(|m| m * 60.0),
+        budget_clock: a.budget_clock.parse().map_err(CliError)?,
         init_weights: a.init.clone(),
         out: a.out.clone(),
         resume: a.resume,
@@ -134,6 +148,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
     );
     let started = std::time::Instant::now();
     let mut steps = 0u64;
+    let log_every = match a.log_every {
+        0 if bar.is_hidden() => 10,
+        n => n,
+    };
     let result = run_training(&opts, &data, test.as_ref(), &mut |e| match e {
         Event::Step {
             report: r,
@@ -143,7 +161,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             steps = r.step as u64 + 1;
             bar.set_length(total_steps as u64);
             bar.set_position(r.step as u64 + 1);
-            bar.set_message(format!(
+            let msg = format!(
                 "loss {:.3} (sup {:.3} unsup {:.3} con {:.3} fp {:.3}) conf {:.2} lr {:.2e}",
                 r.loss,
                 r.loss_sup,
@@ -152,7 +170,18 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 r.loss_fp,
                 r.confident_ratio,
                 r.lr
-            ));
+            );
+            if log_every > 0 && (r.step % log_every == 0 || r.step as u64 + 1 == total_steps as u64)
+            {
+                eprintln!(
+                    "{:.0}s cpu {:.0}s step {}/{} {msg}",
+                    started.elapsed().as_secs_f64(),
+                    csranet::train::run::process_cpu_seconds(),
+                    r.step + 1,
+                    total_steps
+                );
+            }
+            bar.set_message(msg);
         }
         Event::Eval { epoch, eval } => bar.println(format!(
             "epoch {epoch}: mIoU {:.4} F1 {:.4} bPQ {:.4} mPQ {:.4} F1_det {:.4}",
