@@ -58,10 +58,18 @@ fn segment_writes_geojson_overlay_and_table() {
     ]);
     let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
     assert!(o.status.success(), "stderr: {stderr}");
-    assert!(
-        stderr.contains("WARNING: using untrained (random) weights; results are meaningless"),
-        "{stderr}"
-    );
+    if cfg!(feature = "bundled-weights") {
+        assert!(
+            stderr.contains("bundled lite-consep.safetensors"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("WARNING"), "{stderr}");
+    } else {
+        assert!(
+            stderr.contains("WARNING: using untrained (random) weights; results are meaningless"),
+            "{stderr}"
+        );
+    }
     for col in ["class", "count", "mean score", "mean area"] {
         assert!(stdout.contains(col), "table lacks `{col}`: {stdout}");
     }
@@ -87,6 +95,12 @@ fn segment_writes_geojson_overlay_and_table() {
         .and_then(|n| n.parse().ok())
         .expect("an `all` row with a count");
     assert_eq!(feats.len(), total, "one feature per counted nucleus");
+    if cfg!(feature = "bundled-weights") {
+        assert!(
+            total >= 10,
+            "the trained default finds nuclei on patch1: {stdout}"
+        );
+    }
     for f in feats {
         assert_eq!(f["type"], "Feature");
         let p = &f["properties"];
@@ -325,4 +339,40 @@ fn help_is_available_for_every_command() {
         assert!(o.status.success(), "{c} --help");
         assert!(text(&o.stdout).contains("Usage: csranet"), "{c} --help");
     }
+}
+
+#[test]
+fn convert_writes_a_loadable_f16_copy() {
+    let dir = scratch("convert");
+    let src = dir.join("f32.safetensors");
+    let model =
+        csranet::CsraNet::new(&csranet::Config::lite(), &candle_core::Device::Cpu, 3).unwrap();
+    csranet::io::weights::save_file(&model, &src, false).unwrap();
+    let dst = dir.join("f16.safetensors");
+    let o = run(&[
+        "convert",
+        "--weights",
+        src.to_str().unwrap(),
+        "--out",
+        dst.to_str().unwrap(),
+        "--f16",
+    ]);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    let (a, b) = (
+        std::fs::metadata(&src).unwrap().len(),
+        std::fs::metadata(&dst).unwrap().len(),
+    );
+    assert!(b < a * 6 / 10, "f16 file {b} bytes vs f32 {a}");
+    let back = csranet::io::weights::model_from_bytes(
+        &std::fs::read(&dst).unwrap(),
+        None,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(back.config(), model.config());
+    // No --weights: a clear error, not a panic.
+    assert_clean_failure(
+        &run(&["convert", "--out", dst.to_str().unwrap()]),
+        "--weights",
+    );
 }

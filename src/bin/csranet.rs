@@ -3,7 +3,8 @@
 //! - `csranet segment IMAGE...`: QuPath GeoJSON, overlay PNG and a per-class table per image;
 //! - `csranet eval --data DIR`: pixel and instance metrics on an annotated dataset;
 //! - `csranet bench`: forward-pass and large-image timings;
-//! - `csranet train --data DIR`: a training run with checkpoints and a final evaluation.
+//! - `csranet train --data DIR`: a training run with checkpoints and a final evaluation;
+//! - `csranet convert --weights W --out F [--f16]`: rewrite a weights file.
 //!
 //! Errors are printed as one `error: ...` line on stderr with exit status 1 (2 for bad
 //! command-line usage); tables go to stdout, progress and warnings to stderr.
@@ -32,6 +33,8 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Train a model (supervised, FixMatch, UniMatch or CSRA-Net) on a CoNSeP-style dataset.
     Train(cli::train::TrainArgs),
+    /// Rewrite a weights file: f16 storage, or a configuration for a file that has none.
+    Convert(cli::convert::ConvertArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cli::eval::run(a),
         Command::Bench(a) => cli::bench::run(a),
         Command::Train(a) => cli::train::run(a),
+        Command::Convert(a) => cli::convert::run(a),
     });
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! post-processing options, images and progress bars.
 
 pub mod bench;
+pub mod convert;
 pub mod eval;
 pub mod segment;
 pub mod train;
