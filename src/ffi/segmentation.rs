@@ -192,6 +192,18 @@ unsafe fn options(p: *const CsraSegmentOptions) -> Result<SegmentOptions, Fail> 
     Ok(o)
 }
 
+/// A failed segmentation: non-finite model outputs (overflowing weights) are
+/// `CSRA_NUMERIC_ERROR`, as the header documents; anything else is internal.
+fn segment_fail(e: candle_core::Error) -> Fail {
+    let msg = e.to_string();
+    let status = if msg.contains("non-finite") {
+        CsraStatus::CSRA_NUMERIC_ERROR
+    } else {
+        CsraStatus::CSRA_INTERNAL_ERROR
+    };
+    Fail::new(status, msg)
+}
+
 fn boxed(seg: Segmentation) -> *mut CsraSegmentation {
     let polygons = seg
         .instances
@@ -229,7 +241,7 @@ pub unsafe extern "C" fn csra_segment_tile(
         }
         let o = self::options(options)?;
         let net = (*model).net.read();
-        let seg = segment_tile(&net, &v, &o).or_status(CsraStatus::CSRA_INTERNAL_ERROR)?;
+        let seg = segment_tile(&net, &v, &o).map_err(segment_fail)?;
         *out = boxed(seg);
         Ok(())
     })
@@ -261,7 +273,7 @@ pub unsafe extern "C" fn csra_segment_image(
             None => true,
             Some(f) => f(user_data, done as u32, total as u32) == 0,
         };
-        match segment_image(&net, &v, &o, &mut cb).or_status(CsraStatus::CSRA_INTERNAL_ERROR)? {
+        match segment_image(&net, &v, &o, &mut cb).map_err(segment_fail)? {
             Some(seg) => {
                 *out = boxed(seg);
                 Ok(())

@@ -139,6 +139,18 @@ impl Normalize {
                     self.std[c]
                 )
             }
+            // Every pixel value must normalise to a finite f32: a tiny std or a huge mean
+            // would feed infinities to the network (issue 8, reliability).
+            let lo = (0.0 - self.mean[c]) / self.std[c];
+            let hi = (1.0 - self.mean[c]) / self.std[c];
+            if !(lo.is_finite() && hi.is_finite()) {
+                bail!(
+                    "normalisation channel {c}: mean {} / std {} takes pixel values beyond the \
+                     f32 range",
+                    self.mean[c],
+                    self.std[c]
+                )
+            }
         }
         Ok(())
     }

@@ -283,6 +283,133 @@ static void check_create(void) {
   csra_model_free(NULL);
 }
 
+/* First occurrence of `needle` in `hay[0..n)`, or NULL. */
+static unsigned char *find(unsigned char *hay, size_t n, const char *needle) {
+  size_t k = strlen(needle);
+  for (size_t i = 0; k <= n && i <= n - k; ++i) {
+    if (memcmp(hay + i, needle, k) == 0) return hay + i;
+  }
+  return NULL;
+}
+
+/* One tampered copy of a valid weights buffer: refused by load and create with a message
+ * containing `needle`. `edit` gets the copy and its header (after the 8-byte length). */
+static void expect_refused(CsraModel *model, const unsigned char *bytes, size_t len,
+                           const char *what, const char *needle,
+                           int (*edit)(unsigned char *copy, size_t len, unsigned char *header,
+                                       size_t header_len)) {
+  unsigned char *copy = malloc(len);
+  uint64_t header_len = 0;
+  CsraModel *m = SENTINEL;
+  if (!copy) return;
+  memcpy(copy, bytes, len);
+  for (int i = 7; i >= 0; --i) header_len = header_len << 8 | copy[i];
+  if (header_len > len - 8 || !edit(copy, len, copy + 8, (size_t)header_len)) {
+    EXPECT(0, "%s: the weights file has no place to tamper with", what);
+    free(copy);
+    return;
+  }
+  printf("abi_test: tampered weights: %s\n", what);
+  EXPECT_STATUS(csra_model_load_safetensors_buffer(model, copy, len), CSRA_BAD_WEIGHTS, needle);
+  EXPECT_STATUS(csra_model_create_from_safetensors_buffer(copy, len, &m), CSRA_BAD_WEIGHTS,
+                needle);
+  EXPECT(m == SENTINEL, "%s: a failed call wrote its output", what);
+  free(copy);
+}
+
+static int huge_header_length(unsigned char *c, size_t n, unsigned char *h, size_t hl) {
+  (void)n, (void)h, (void)hl;
+  memset(c, 0xff, 8); /* UINT64_MAX */
+  return 1;
+}
+
+static int header_past_the_end(unsigned char *c, size_t n, unsigned char *h, size_t hl) {
+  uint64_t v = (uint64_t)n;
+  (void)h, (void)hl;
+  for (int i = 0; i < 8; ++i) c[i] = (unsigned char)(v >> (8 * i));
+  return 1;
+}
+
+static int dtype_i32(unsigned char *c, size_t n, unsigned char *h, size_t hl) {
+  unsigned char *p = find(h, hl, "\"F32\"");
+  (void)c, (void)n;
+  if (p) p[1] = 'I';
+  return p != NULL;
+}
+
+static int absurd_offset(unsigned char *c, size_t n, unsigned char *h, size_t hl) {
+  const char key[] = "\"data_offsets\":[";
+  unsigned char *p = find(h, hl, key);
+  (void)c, (void)n;
+  if (!p) return 0;
+  for (p += sizeof key - 1; p < h + hl && *p >= '0' && *p <= '9'; ++p) *p = '9';
+  return 1;
+}
+
+static int absurd_shape(unsigned char *c, size_t n, unsigned char *h, size_t hl) {
+  const char key[] = "\"shape\":[";
+  unsigned char *p = find(h, hl, key);
+  (void)c, (void)n;
+  if (!p) return 0;
+  for (p += sizeof key - 1; p < h + hl && *p >= '0' && *p <= '9'; ++p) *p = '9';
+  return 1;
+}
+
+static int renamed_tensor(unsigned char *c, size_t n, unsigned char *h, size_t hl) {
+  unsigned char *p = find(h, hl, ".weight\"");
+  (void)c, (void)n;
+  if (p) p[6] = 'x'; /* `.weighx`: one tensor missing, one unknown */
+  return p != NULL;
+}
+
+static int header_not_json(unsigned char *c, size_t n, unsigned char *h, size_t hl) {
+  (void)c, (void)n;
+  h[hl / 2] = '\xff';
+  return 1;
+}
+
+/* A valid weights file tampered with in ways a damaged or hostile file could be: every
+ * one refused whole (the caller then checks the model segments as before). */
+static void check_tampered_weights(CsraModel *model, const unsigned char *bytes, size_t len) {
+  expect_refused(model, bytes, len, "header length UINT64_MAX", "safetensors",
+                 huge_header_length);
+  expect_refused(model, bytes, len, "header length past the end", "safetensors",
+                 header_past_the_end);
+  expect_refused(model, bytes, len, "a tensor's dtype F32 -> I32", "dtype", dtype_i32);
+  expect_refused(model, bytes, len, "a tensor's data offset 9...9", "safetensors",
+                 absurd_offset);
+  expect_refused(model, bytes, len, "a tensor's first dimension 9...9", "safetensors",
+                 absurd_shape);
+  expect_refused(model, bytes, len, "a tensor renamed", "lacks tensor", renamed_tensor);
+  expect_refused(model, bytes, len, "a byte 0xff in the JSON header", "safetensors",
+                 header_not_json);
+}
+
+/* csra_model_create_default: the bundled model, or CSRA_NOT_AVAILABLE in a build without it. */
+static void check_default_model(const CsraImage *image) {
+  CsraModel *m = SENTINEL;
+  CsraStatus s;
+  EXPECT_STATUS(csra_model_create_default(NULL), CSRA_NULL_ARGUMENT, "`out`");
+  s = csra_model_create_default(&m);
+  if (s == CSRA_NOT_AVAILABLE) {
+    EXPECT(m == SENTINEL, "a failed call wrote its output");
+    EXPECT(strstr(csra_last_error_message(), "bundled") != NULL, "message \"%s\"",
+           csra_last_error_message());
+    return;
+  }
+  EXPECT_STATUS(s, CSRA_OK, NULL);
+  if (s != CSRA_OK) return;
+  {
+    CsraModelConfig c;
+    CsraSegmentation *seg = segment(m, image);
+    EXPECT_STATUS(csra_model_get_config(m, &c), CSRA_OK, NULL);
+    EXPECT(c.depth == 18 && c.num_classes == 5, "bundled model: depth %u, %u classes",
+           (unsigned)c.depth, (unsigned)c.num_classes);
+    csra_segmentation_free(seg);
+  }
+  csra_model_free(m);
+}
+
 static void check_files(const char *weights, const char *dir, const CsraImage *image) {
   char missing[4096], garbage[4096], empty[4096], saved[4096], other[4096], bad_dir[4096];
   const char junk[] = "this is not a safetensors file, just some bytes";
@@ -381,6 +508,7 @@ static void check_files(const char *weights, const char *dir, const CsraImage *i
                     "NaN");
       memcpy(bytes + len - 4, saved_tail, 4);
     }
+    check_tampered_weights(model, bytes, len);
   }
   after = segment(model, image);
   EXPECT(same_result(before, after), "failed buffer loads changed the model");
@@ -493,6 +621,46 @@ static void check_images(const CsraModel *model, const unsigned char *rgb, unsig
   EXPECT_STATUS(csra_segment_tile(model, &bad, NULL, &seg), CSRA_INVALID_ARGUMENT, "stride");
   EXPECT(seg == SENTINEL, "a failed call wrote its output");
 
+  /* Hostile geometry (issue 8): sizes past the limits, strides and lengths whose products
+   * overflow, buffers shorter than stated; each refused before any pixel is read. */
+  bad = im;
+  bad.width = UINT32_MAX;
+  EXPECT_STATUS(csra_segment_tile(model, &bad, NULL, &seg), CSRA_INVALID_ARGUMENT, "refused");
+  bad.height = UINT32_MAX;
+  EXPECT_STATUS(csra_segment_tile(model, &bad, NULL, &seg), CSRA_INVALID_ARGUMENT, "refused");
+  EXPECT_STATUS(csra_segment_image(model, &bad, NULL, NULL, NULL, &seg), CSRA_INVALID_ARGUMENT,
+                "refused");
+  bad = im;
+  bad.width = 1u << 20;
+  bad.height = 1u << 20;
+  bad.stride = (size_t)3 << 20; /* 3 TiB described, 12 KiB real */
+  EXPECT_STATUS(csra_segment_image(model, &bad, NULL, NULL, NULL, &seg), CSRA_INVALID_ARGUMENT,
+                "bytes");
+  bad = im;
+  bad.stride = SIZE_MAX / 2; /* stride * (height - 1) overflows */
+  EXPECT_STATUS(csra_segment_tile(model, &bad, NULL, &seg), CSRA_INVALID_ARGUMENT, "overflows");
+  EXPECT_STATUS(csra_segment_image(model, &bad, NULL, NULL, NULL, &seg), CSRA_INVALID_ARGUMENT,
+                "overflows");
+  bad = im;
+  bad.stride = SIZE_MAX;
+  EXPECT_STATUS(csra_segment_tile(model, &bad, NULL, &seg), CSRA_INVALID_ARGUMENT, "overflows");
+  bad = im;
+  bad.stride = 0;
+  EXPECT_STATUS(csra_segment_tile(model, &bad, NULL, &seg), CSRA_INVALID_ARGUMENT, "stride");
+  bad = im;
+  bad.len = 0;
+  EXPECT_STATUS(csra_segment_tile(model, &bad, NULL, &seg), CSRA_INVALID_ARGUMENT, "bytes");
+  bad = im;
+  bad.len = bad.stride * (bad.height - 1); /* the last row missing */
+  EXPECT_STATUS(csra_segment_tile(model, &bad, NULL, &seg), CSRA_INVALID_ARGUMENT, "bytes");
+  EXPECT_STATUS(csra_segment_image(model, &bad, NULL, NULL, NULL, &seg), CSRA_INVALID_ARGUMENT,
+                "bytes");
+  bad = im;
+  bad.format = UINT32_MAX;
+  EXPECT_STATUS(csra_segment_image(model, &bad, NULL, NULL, NULL, &seg), CSRA_INVALID_ARGUMENT,
+                "format");
+  EXPECT(seg == SENTINEL, "a failed call wrote its output");
+
   /* Options */
   EXPECT_STATUS(csra_segment_options_default(NULL), CSRA_NULL_ARGUMENT, "`out`");
   EXPECT_STATUS(csra_segment_options_default(&o), CSRA_OK, NULL);
@@ -514,6 +682,13 @@ static void check_images(const CsraModel *model, const unsigned char *rgb, unsig
   EXPECT_STATUS(csra_segment_options_default(&o), CSRA_OK, NULL);
   o.sigma = NAN;
   EXPECT_STATUS(csra_segment_tile(model, &im, &o, &seg), CSRA_INVALID_ARGUMENT, "sigma");
+  EXPECT_STATUS(csra_segment_options_default(&o), CSRA_OK, NULL);
+  o.std[2] = 1e-40f; /* (1 - mean) / std overflows to infinity */
+  EXPECT_STATUS(csra_segment_tile(model, &im, &o, &seg), CSRA_INVALID_ARGUMENT, "f32 range");
+  EXPECT_STATUS(csra_segment_options_default(&o), CSRA_OK, NULL);
+  o.mean[0] = INFINITY;
+  EXPECT_STATUS(csra_segment_image(model, &im, &o, NULL, NULL, &seg), CSRA_INVALID_ARGUMENT,
+                "mean");
   EXPECT(seg == SENTINEL, "a failed call wrote its output");
 
   /* Stride, packing and channel order do not change the result. */
@@ -890,6 +1065,26 @@ static void check_training(const char *dir, const unsigned char *rgb, unsigned w
   bad_images[1].stride = 10;
   EXPECT_STATUS(csra_trainer_step(trainer, &bad, NULL, &report), CSRA_INVALID_ARGUMENT,
                 "stride");
+  {
+    /* A semi-supervised method needs the unlabelled batch (NULL is only for supervised). */
+    CsraTrainer *semi = NULL;
+    CsraTrainConfig semi_tc = tc;
+    CsraModel *semi_model = NULL;
+    semi_tc.method = CSRA_METHOD_CSRA;
+    EXPECT_STATUS(csra_model_create(&mc, &semi_model), CSRA_OK, NULL);
+    EXPECT_STATUS(csra_trainer_create(semi_model, &semi_tc, &semi), CSRA_OK, NULL);
+    csra_model_free(semi_model);
+    if (semi) {
+      bad = batch;
+      bad.labels = NULL;
+      EXPECT_STATUS(csra_trainer_step(semi, &batch, NULL, &report), CSRA_INVALID_ARGUMENT,
+                    "unlabelled");
+      bad.images = NULL;
+      EXPECT_STATUS(csra_trainer_step(semi, &batch, &bad, &report), CSRA_NULL_ARGUMENT,
+                    "`unlabelled->images`");
+    }
+    csra_trainer_free(semi);
+  }
   bad = batch;
   bad.count = 5000;
   EXPECT_STATUS(csra_trainer_step(trainer, &bad, NULL, &report), CSRA_INVALID_ARGUMENT, "count");
@@ -953,6 +1148,9 @@ static void check_training(const char *dir, const unsigned char *rgb, unsigned w
   EXPECT(memcmp(drawn, redrawn, sizeof drawn) == 0,
          "the sampler draws differently after restoring its checkpoint");
   EXPECT_STATUS(csra_trainer_load_checkpoint(trainer, NULL, ckpt), CSRA_OK, NULL);
+  /* Without a sampler: weights and optimizer only. */
+  EXPECT_STATUS(csra_trainer_save_checkpoint(trainer, NULL, ckpt), CSRA_OK, NULL);
+  EXPECT_STATUS(csra_trainer_load_checkpoint(trainer, sampler, ckpt), CSRA_OK, NULL);
 
   /* Last, as a library without the check aborts here (a slice over `len` bytes past
    * isize::MAX is undefined behaviour, caught by Rust's debug precondition checks). */
@@ -999,6 +1197,7 @@ int main(int argc, char **argv) {
     check_create();
     check_thread_local_errors();
     check_files(argv[1], argv[3], &small);
+    check_default_model(&small);
 
     EXPECT_STATUS(csra_model_create_from_safetensors(argv[1], &model), CSRA_OK, NULL);
     if (model) {
