@@ -1,0 +1,2 @@
+package javafx.application;
+public final class Platform { public static void runLater(Runnable runnable) { throw new UnsupportedOperationException(); } }

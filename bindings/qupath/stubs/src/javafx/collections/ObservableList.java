@@ -1,0 +1,2 @@
+package javafx.collections;
+public interface ObservableList<E> extends java.util.List<E> {}

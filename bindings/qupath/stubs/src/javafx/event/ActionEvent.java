@@ -1,0 +1,2 @@
+package javafx.event;
+public class ActionEvent extends Event { public ActionEvent() { super(null); } }

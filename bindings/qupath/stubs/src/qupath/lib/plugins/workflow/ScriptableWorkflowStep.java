@@ -1,0 +1,2 @@
+package qupath.lib.plugins.workflow;
+public interface ScriptableWorkflowStep extends WorkflowStep {}
