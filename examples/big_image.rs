@@ -1,8 +1,10 @@
 //! Peak memory of `csra_segment_image` on large images (issue 8, resource limits).
 //!
-//!     cargo run --release --example big_image -- [SIZES] [--tile N] [--batch N]
+//!     cargo run --release --example big_image -- [SIZES] [--tile N] [--batch N] [--max-tiles N]
 //!
-//! SIZES is a comma-separated list of square sides (default 2048,4096,8192). Each size runs
+//! SIZES is a comma-separated list of square sides (default 2048,4096,8192);
+//! `--max-tiles N` cancels each run after N tiles through the progress callback (a bounded
+//! look at an image too slow to finish: the peak then covers the tiles done). Each size runs
 //! in a fresh child process (the peak RSS, `VmHWM` of /proc/self/status, is per process) on a
 //! synthetic H&E image: the fixture tile `tests/fixtures/tiles/patch1.png` mirrored across
 //! the whole canvas. The model is the bundled default (or a random `lite` model in a build
@@ -50,10 +52,18 @@ fn last_error() -> String {
 struct Progress {
     started: Instant,
     last_percent: u32,
+    /// Cancel once this many tiles are done (0: never).
+    max_tiles: u32,
+    /// Highest RSS seen in the callback, KiB (a cancelled run frees its maps before returning).
+    rss_kib: u64,
+    /// Tiles in the image.
+    total: u32,
 }
 
 unsafe extern "C" fn progress(user: *mut c_void, done: u32, total: u32) -> i32 {
     let p = &mut *(user as *mut Progress);
+    p.rss_kib = p.rss_kib.max(status_kib("VmRSS:"));
+    p.total = total;
     let percent = done * 100 / total.max(1);
     if percent >= p.last_percent + 10 || done == total {
         p.last_percent = percent;
@@ -63,7 +73,7 @@ unsafe extern "C" fn progress(user: *mut c_void, done: u32, total: u32) -> i32 {
             mib(status_kib("VmRSS:"))
         );
     }
-    0
+    (p.max_tiles != 0 && done >= p.max_tiles) as i32
 }
 
 /// The fixture tile mirrored over a `side` x `side` RGB8 canvas.
@@ -93,7 +103,7 @@ fn synthetic(side: usize) -> Vec<u8> {
     out
 }
 
-fn one(side: usize, tile: u32, batch: u32) {
+fn one(side: usize, tile: u32, batch: u32, max_tiles: u32) {
     let mut model = std::ptr::null_mut();
     let which = unsafe {
         if csra_model_create_default(&mut model) == CsraStatus::CSRA_OK {
@@ -135,6 +145,9 @@ fn one(side: usize, tile: u32, batch: u32) {
     let mut p = Progress {
         started,
         last_percent: 0,
+        max_tiles,
+        rss_kib: 0,
+        total: 0,
     };
     let mut seg = std::ptr::null_mut();
     let st = unsafe {
@@ -147,23 +160,36 @@ fn one(side: usize, tile: u32, batch: u32) {
             &mut seg,
         )
     };
-    assert_eq!(st, CsraStatus::CSRA_OK, "{}", last_error());
     let secs = started.elapsed().as_secs_f64();
     let peak = status_kib("VmHWM:");
     let mut n = 0;
-    assert_eq!(
-        unsafe { csra_segmentation_num_instances(seg, &mut n) },
-        CsraStatus::CSRA_OK
-    );
+    let done = if st == CsraStatus::CSRA_CANCELLED && max_tiles != 0 {
+        format!(
+            " (cancelled after {max_tiles} tiles; RSS then {:.0} MiB)",
+            mib(p.rss_kib)
+        )
+    } else {
+        assert_eq!(st, CsraStatus::CSRA_OK, "{}", last_error());
+        assert_eq!(
+            unsafe { csra_segmentation_num_instances(seg, &mut n) },
+            CsraStatus::CSRA_OK
+        );
+        String::new()
+    };
     let px = (side * side) as u64;
     let image_kib = px * 3 / 1024;
-    let maps_kib = px * 5 / 1024;
+    let mut maps_kib = px * 5 / 1024;
+    if !done.is_empty() {
+        // Only the rows of tiles done have been written (the maps are zero pages until then).
+        maps_kib = maps_kib * max_tiles as u64 / p.total.max(1) as u64;
+    }
     println!(
-        "| {side}x{side} | {which} | {tile}/{batch} | {secs:.0} | {n} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+        "| {side}x{side}{done} | {which} | {tile}/{batch} | {secs:.0} | {n} | {:.0} | {:.0} | {:.0} | {:.0} | {}{:.0} |",
         mib(image_kib),
-        mib(maps_kib),
+        mib(px * 5 / 1024),
         mib(before),
         mib(peak),
+        if done.is_empty() { "" } else { "~" },
         mib(peak.saturating_sub(before).saturating_sub(maps_kib)),
     );
     unsafe {
@@ -183,8 +209,9 @@ fn main() {
     };
     let tile = flag("--tile", 512);
     let batch = flag("--batch", 2);
+    let max_tiles = flag("--max-tiles", 0);
     if let Some(i) = args.iter().position(|a| a == "--one") {
-        one(args[i + 1].parse().expect("a side"), tile, batch);
+        one(args[i + 1].parse().expect("a side"), tile, batch, max_tiles);
         return;
     }
     let sizes = args
@@ -205,6 +232,8 @@ fn main() {
                 &tile.to_string(),
                 "--batch",
                 &batch.to_string(),
+                "--max-tiles",
+                &max_tiles.to_string(),
             ])
             .status()
             .expect("child");

@@ -1327,6 +1327,39 @@ fn bad_weights_are_refused_whole() {
         eprintln!("refused: metadata {what}: {}", last_error());
         meta_cases += 1;
     }
+    // A few hundred bytes whose metadata claims a huge network: refused before any model
+    // is built (it used to allocate ~4 GB and take ~40 s for ResNet-101 at width 4).
+    for (depth, width) in [(50usize, 1.0f64), (101, 4.0)] {
+        let cfg = csranet::Config {
+            depth,
+            width,
+            ..csranet::Config::paper()
+        };
+        let mut mt = BTreeMap::new();
+        mt.insert(
+            "csranet.config".to_string(),
+            serde_json::to_string(&cfg).unwrap(),
+        );
+        let b = build(&entries[..1], &mt);
+        let t0 = Instant::now();
+        let mut m = std::ptr::null_mut();
+        let st = unsafe { csra_model_create_from_safetensors_buffer(b.as_ptr(), b.len(), &mut m) };
+        let secs = t0.elapsed().as_secs_f64();
+        let msg = last_error();
+        assert_eq!(st, CSRA_BAD_WEIGHTS, "{msg}");
+        assert!(msg.contains("backbone.layer4.0.conv2.weight"), "{msg}");
+        assert!(
+            secs < 2.0,
+            "refusing a {}-byte file took {secs:.1} s",
+            b.len()
+        );
+        eprintln!(
+            "refused: {} bytes claiming ResNet-{depth} at width {width}, in {:.3} s: {msg}",
+            b.len(),
+            secs
+        );
+        meta_cases += 1;
+    }
     // Accepted variants: f16 data, torchvision's extra tensors.
     let half = {
         let mut e = entries.clone();

@@ -142,9 +142,39 @@ pub fn model_from_bytes(
         (None, Some(c)) => c.clone(),
         (None, None) => bail!("the weights carry no `{CONFIG_KEY}` metadata; give a configuration"),
     };
+    check_holds_model(bytes, &cfg)?;
     let model = CsraNet::new(&cfg, device, 0)?;
     load_bytes(&model, bytes)?;
     Ok(model)
+}
+
+/// Before a model of `cfg` is built for a buffer: the buffer must hold layer4's first 3x3
+/// convolution at that configuration's shape, the tensor that grows fastest with depth and
+/// width. Otherwise a few hundred bytes of metadata claiming ResNet-101 at width 4 would
+/// make us allocate and initialise about 4 GB before the tensors are even compared
+/// (issue 8); with the check, the model built is at most a few dozen times the file's size.
+fn check_holds_model(bytes: &[u8], cfg: &Config) -> Result<()> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| candle_core::Error::Msg(format!("not a valid safetensors file: {e}")))?;
+    let name = "backbone.layer4.0.conv2.weight";
+    let s = cfg.scaled(512);
+    let want = [s, s, 3, 3];
+    match st.tensor(name) {
+        Ok(v) if v.shape() == want => Ok(()),
+        Ok(v) => bail!(
+            "tensor `{name}` has shape {:?} in the file, its configuration (depth {}, width {}) \
+             needs {want:?}",
+            v.shape(),
+            cfg.depth,
+            cfg.width
+        ),
+        Err(_) => bail!(
+            "weights file lacks tensor `{name}` (shape {want:?}) that its configuration (depth \
+             {}, width {}) needs",
+            cfg.depth,
+            cfg.width
+        ),
+    }
 }
 
 /// Serialises every tensor of `model` (f32, or f16 when `half` is set) with its
