@@ -122,15 +122,16 @@ pub fn instance_feature(inst: &Instance, id: &str, name: &str, colour: [u8; 3]) 
 /// The segmentation as a QuPath GeoJSON `FeatureCollection` of detections.
 ///
 /// `class_names[c]` and `colours[c]` name and colour class id `c` (index 0 is the background);
-/// classes beyond either list are named `class N` and drawn grey. Instances with fewer than 3
-/// polygon points (which the post-processing never produces) are skipped.
+/// classes beyond either list are named `class N` and drawn grey. Instances whose closed ring
+/// would have fewer than 4 positions (which the post-processing never produces) are skipped:
+/// QuPath's GeoJSON reader rejects the whole file on one such ring.
 pub fn to_geojson(seg: &Segmentation, class_names: &[&str], colours: &[[u8; 3]]) -> Value {
     let seed = content_seed(seg);
     let features: Vec<Value> = seg
         .instances
         .iter()
         .enumerate()
-        .filter(|(_, inst)| inst.polygon.len() >= 3)
+        .filter(|(_, inst)| closed_ring(&inst.polygon).len() >= 4)
         .map(|(i, inst)| {
             let c = inst.class as usize;
             let name = class_names
@@ -236,6 +237,12 @@ mod tests {
         );
         // Already closed: unchanged.
         assert_eq!(closed_ring(&[[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]]).len(), 3);
+        // Such a degenerate (already closed, 3-point) polygon is left out of the GeoJSON.
+        let mut d = seg();
+        let n = d.instances.len();
+        d.instances[0].polygon = vec![[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]];
+        let v = to_geojson(&d, &[], &[]);
+        assert_eq!(v["features"].as_array().unwrap().len(), n - 1);
         let mut s = seg();
         s.instances[1].score = 0.1;
         let v = to_geojson(&s, &[], &[]);
