@@ -1,7 +1,8 @@
 //! Convolution, batch norm and linear layers with torchvision parameter names.
 
 use super::params::{Init, Pb};
-use candle_core::{Result, Tensor, Var, D};
+use crate::ops::{batch_norm_train, conv2d, ConvParams};
+use candle_core::{DType, Result, Tensor, Var, D};
 
 /// A 2-D convolution (`weight`, optional `bias`).
 #[derive(Clone, Debug)]
@@ -75,13 +76,28 @@ impl Conv {
         })
     }
 
-    /// `[B, Cin, H, W] -> [B, Cout, H', W']`
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.conv2d(&self.weight, self.padding, self.stride, self.dilation, 1)?;
-        match &self.bias {
-            None => Ok(y),
-            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
+    pub fn params(&self) -> ConvParams {
+        ConvParams {
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
         }
+    }
+
+    /// `[B, Cin, H, W] -> [B, Cout, H', W']`, computed in the input's float type.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dt = x.dtype();
+        let b = match &self.bias {
+            Some(b) => Some(b.to_dtype(dt)?),
+            None => None,
+        };
+        conv2d(
+            x,
+            &self.weight.to_dtype(dt)?,
+            b.as_ref(),
+            self.params(),
+            false,
+        )
     }
 }
 
@@ -122,6 +138,46 @@ impl BatchNorm {
     /// the running ones; with a single value per channel (batch 1 through a 1x1 map) it
     /// falls back to the running statistics, where PyTorch raises an error.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_relu(x, train, false)
+    }
+
+    /// [`forward_t`](Self::forward_t), then a ReLU when `relu`. On the CPU in f32 a training
+    /// forward is one fused op ([`batch_norm_train`]).
+    pub fn forward_relu(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let n = b * h * w;
+        if train
+            && n >= 2
+            && x.device().is_cpu()
+            && x.dtype() == DType::F32
+            && !crate::ops::use_candle("bn")
+        {
+            let (y, st) = batch_norm_train(x, &self.weight, &self.bias, self.eps, relu)?;
+            let dev = x.device();
+            let bm = Tensor::from_vec(st.mean, c, dev)?;
+            let bv = (Tensor::from_vec(st.var, c, dev)? * (n as f64 / (n as f64 - 1.0)))?;
+            self.update_running(&bm, &bv)?;
+            return Ok(y);
+        }
+        let y = self.forward_composed(x, train)?;
+        if relu {
+            y.relu()
+        } else {
+            Ok(y)
+        }
+    }
+
+    /// Running averages with momentum; `bv` is the unbiased batch variance.
+    fn update_running(&self, bm: &Tensor, bv: &Tensor) -> Result<()> {
+        let m = self.momentum;
+        let rm = ((self.running_mean.as_detached_tensor() * (1.0 - m))? + (bm * m)?)?;
+        let rv = ((self.running_var.as_detached_tensor() * (1.0 - m))? + (bv * m)?)?;
+        self.running_mean.set(&rm)?;
+        self.running_var.set(&rv)
+    }
+
+    /// Batch norm from candle's element-wise ops (any device and float type).
+    fn forward_composed(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let n = b * h * w;
         if !train || n < 2 {
@@ -133,13 +189,9 @@ impl BatchNorm {
         let mean = x.mean_keepdim((0, 2, 3))?;
         let xc = x.broadcast_sub(&mean)?;
         let var = xc.sqr()?.mean_keepdim((0, 2, 3))?;
-        let m = self.momentum;
         let bm = mean.detach().flatten_all()?;
         let bv = (var.detach().flatten_all()? * (n as f64 / (n as f64 - 1.0)))?;
-        let rm = ((self.running_mean.as_detached_tensor() * (1.0 - m))? + (bm * m)?)?;
-        let rv = ((self.running_var.as_detached_tensor() * (1.0 - m))? + (bv * m)?)?;
-        self.running_mean.set(&rm)?;
-        self.running_var.set(&rv)?;
+        self.update_running(&bm, &bv)?;
         let y = xc.broadcast_div(&(var + self.eps)?.sqrt()?)?;
         y.broadcast_mul(&self.weight.reshape((1, c, 1, 1))?)?
             .broadcast_add(&self.bias.reshape((1, c, 1, 1))?)
@@ -165,24 +217,29 @@ impl ConvBn {
         })
     }
 
+    /// In training: conv, batch norm with batch statistics, ReLU. In eval mode one fused
+    /// conv + bias (+ ReLU) with the batch norm folded into the weights, in the input's
+    /// float type.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = if train {
-            self.bn.forward_t(&self.conv.forward(x)?, true)?
-        } else {
-            let (scale, shift) = self.bn.eval_affine()?;
-            let w = self
-                .conv
-                .weight
-                .broadcast_mul(&scale.reshape(((), 1, 1, 1))?)?;
-            let c = &self.conv;
-            x.conv2d(&w, c.padding, c.stride, c.dilation, 1)?
-                .broadcast_add(&shift.reshape((1, (), 1, 1))?)?
-        };
-        if self.relu {
-            y.relu()
-        } else {
-            Ok(y)
+        if train {
+            return self
+                .bn
+                .forward_relu(&self.conv.forward(x)?, true, self.relu);
         }
+        let (scale, shift) = self.bn.eval_affine()?;
+        let dt = x.dtype();
+        let w = self
+            .conv
+            .weight
+            .broadcast_mul(&scale.reshape(((), 1, 1, 1))?)?
+            .to_dtype(dt)?;
+        conv2d(
+            x,
+            &w,
+            Some(&shift.to_dtype(dt)?),
+            self.conv.params(),
+            self.relu,
+        )
     }
 }
 

@@ -1,0 +1,784 @@
+//! 2-D convolution on the CPU: im2col + `gemm`, with its own backward.
+//!
+//! candle 0.11's CPU conv2d copies its input to NHWC, builds im2col tiles element by element
+//! and writes the output back transposed; its backward computes the input gradient with
+//! `conv_transpose2d`, a naive loop (CANDLE-NOTES.md), even for the input image. Here:
+//!
+//! - forward: the output is `W [Cout, Cin*taps] x col [Cin*taps, Ho*Wo]` per image, written
+//!   straight into NCHW; a 1x1 stride-1 convolution multiplies the input itself. `col` is built
+//!   one row (input channel, kernel tap) at a time with slice copies, in chunks of output rows
+//!   that bound its size. Kernel taps that fall entirely into the zero padding for every output
+//!   pixel (DeepLabv3's rate-24/36 ASPP branches on small maps) are dropped from both factors.
+//!   An optional bias is the initial value of the output and an optional ReLU is applied in
+//!   place (inference: batch norm folded into the weights, conv + BN + ReLU in one pass).
+//! - backward: weight gradient `dY x col^T`, input gradient `col2im(W^T x dY)` (skipped when
+//!   the input needs no gradient), bias gradient the sum of `dY`, ReLU's mask from the output.
+//!
+//! Other devices and dtypes use candle's `conv2d` (same results to float rounding).
+
+use candle_core::{
+    backend::BackendStorage, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor,
+};
+use rayon::prelude::*;
+use std::borrow::Cow;
+
+/// Stride, zero padding and dilation of a square convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvParams {
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+}
+
+/// Largest im2col chunk, in floats (16 MiB).
+const COL_BUDGET: usize = 4 << 20;
+
+/// `y = conv2d(x, w) (+ bias) (then ReLU)`; `x: [B, Cin, H, W]`, `w: [Cout, Cin, k, k]`,
+/// `bias: [Cout]`. Differentiable in all three.
+pub fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    p: ConvParams,
+    relu: bool,
+) -> Result<Tensor> {
+    let fast = x.device().is_cpu()
+        && x.dtype() == DType::F32
+        && w.dtype() == DType::F32
+        && !super::use_candle("conv");
+    if !fast {
+        let mut y = x.conv2d(w, p.padding, p.stride, p.dilation, 1)?;
+        if let Some(b) = bias {
+            y = y.broadcast_add(&b.reshape((1, (), 1, 1))?)?;
+        }
+        return if relu { y.relu() } else { Ok(y) };
+    }
+    Geom::new(x.dims(), w.dims(), p)?; // shape errors before any work
+    let x = x.contiguous()?;
+    let w = w.contiguous()?;
+    match bias {
+        None => x.apply_op2(&w, ConvOp { p, relu }),
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, ConvBiasOp { p, relu }),
+    }
+}
+
+/// Geometry of one convolution.
+#[derive(Clone, Copy, Debug)]
+struct Geom {
+    b: usize,
+    cin: usize,
+    h: usize,
+    w: usize,
+    cout: usize,
+    k: usize,
+    ho: usize,
+    wo: usize,
+    p: ConvParams,
+}
+
+impl Geom {
+    fn new(xd: &[usize], wd: &[usize], p: ConvParams) -> Result<Self> {
+        let (&[b, cin, h, w], &[cout, wcin, k, k2]) = (xd, wd) else {
+            candle_core::bail!("conv2d: input {xd:?} and weight {wd:?} must both be 4-D")
+        };
+        if wcin != cin || k != k2 || k == 0 || p.stride == 0 || p.dilation == 0 {
+            candle_core::bail!("conv2d: input {xd:?} does not fit weight {wd:?} ({p:?})")
+        }
+        let span = p.dilation * (k - 1) + 1;
+        if h + 2 * p.padding < span || w + 2 * p.padding < span {
+            candle_core::bail!("conv2d: input {xd:?} is smaller than the kernel span {span}")
+        }
+        Ok(Self {
+            b,
+            cin,
+            h,
+            w,
+            cout,
+            k,
+            ho: (h + 2 * p.padding - span) / p.stride + 1,
+            wo: (w + 2 * p.padding - span) / p.stride + 1,
+            p,
+        })
+    }
+
+    /// Output indices `[lo, hi)` along an axis of input length `len` and output length `out`
+    /// whose input index `o * stride + off` is inside `[0, len)`.
+    fn valid(&self, off: isize, len: usize, out: usize) -> (usize, usize) {
+        let s = self.p.stride as isize;
+        let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
+        let last = len as isize - 1 - off;
+        let hi = if last < 0 { 0 } else { last / s + 1 };
+        (lo.min(out as isize) as usize, hi.min(out as isize) as usize)
+    }
+
+    /// Kernel taps `(kh, kw)` that touch the image for at least one output pixel.
+    fn taps(&self) -> Vec<(usize, usize)> {
+        let mut t = Vec::with_capacity(self.k * self.k);
+        for kh in 0..self.k {
+            for kw in 0..self.k {
+                let (y0, y1) = self.valid(self.off(kh), self.h, self.ho);
+                let (x0, x1) = self.valid(self.off(kw), self.w, self.wo);
+                if y0 < y1 && x0 < x1 {
+                    t.push((kh, kw));
+                }
+            }
+        }
+        t
+    }
+
+    fn off(&self, k: usize) -> isize {
+        (k * self.p.dilation) as isize - self.p.padding as isize
+    }
+
+    /// A 1x1, stride-1, unpadded convolution: the input is its own im2col matrix.
+    fn pointwise(&self) -> bool {
+        self.k == 1 && self.p.stride == 1 && self.p.padding == 0
+    }
+
+    /// Output rows per im2col chunk.
+    fn rows_per_chunk(&self, kv: usize) -> usize {
+        (COL_BUDGET / (kv * self.wo).max(1)).clamp(1, self.ho)
+    }
+}
+
+fn parallelism() -> gemm::Parallelism {
+    let n = candle_core::utils::get_num_threads();
+    if n > 1 {
+        gemm::Parallelism::Rayon(n)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+/// `dst[m, n] (+)= lhs[m, k] * rhs[k, n]`, each matrix given by (pointer, row stride, column
+/// stride).
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: (*mut f32, usize, usize),
+    accumulate: bool,
+    lhs: (*const f32, usize, usize),
+    rhs: (*const f32, usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: callers pass pointers into live buffers that hold every addressed element.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.0,
+            dst.2 as isize,
+            dst.1 as isize,
+            accumulate,
+            lhs.0,
+            lhs.2 as isize,
+            lhs.1 as isize,
+            rhs.0,
+            rhs.2 as isize,
+            rhs.1 as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(),
+        )
+    }
+}
+
+/// The weight restricted to `taps`: `[Cout, Cin * taps]`.
+fn weight_matrix<'a>(g: &Geom, w: &'a [f32], taps: &[(usize, usize)]) -> Cow<'a, [f32]> {
+    let kk = g.k * g.k;
+    if taps.len() == kk {
+        return Cow::Borrowed(w);
+    }
+    let mut out = Vec::with_capacity(g.cout * g.cin * taps.len());
+    for co in 0..g.cout {
+        for ci in 0..g.cin {
+            let base = (co * g.cin + ci) * kk;
+            out.extend(taps.iter().map(|&(kh, kw)| w[base + kh * g.k + kw]));
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Fills `col [Cin * taps, (r1 - r0) * Wo]` from one image `x [Cin, H, W]`, output rows
+/// `r0..r1`.
+fn im2col(g: &Geom, x: &[f32], taps: &[(usize, usize)], r0: usize, r1: usize, col: &mut [f32]) {
+    let n = (r1 - r0) * g.wo;
+    let s = g.p.stride;
+    col.par_chunks_mut(taps.len() * n)
+        .enumerate()
+        .for_each(|(ci, rows)| {
+            let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+            for (row, &(kh, kw)) in rows.chunks_mut(n).zip(taps) {
+                let (oy, ox) = (g.off(kh), g.off(kw));
+                let (y0, y1) = g.valid(oy, g.h, g.ho);
+                let (x0, x1) = g.valid(ox, g.w, g.wo);
+                for (r, dst) in (r0..r1).zip(row.chunks_mut(g.wo)) {
+                    if r < y0 || r >= y1 || x0 >= x1 {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let iy = (r * s) as isize + oy;
+                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    dst[..x0].fill(0.0);
+                    dst[x1..].fill(0.0);
+                    let ix0 = ((x0 * s) as isize + ox) as usize;
+                    if s == 1 {
+                        dst[x0..x1].copy_from_slice(&src[ix0..ix0 + x1 - x0]);
+                    } else {
+                        for (d, v) in dst[x0..x1].iter_mut().zip(src[ix0..].iter().step_by(s)) {
+                            *d = *v;
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// Adds `col [Cin * taps, (r1 - r0) * Wo]` back into the image gradient `dx [Cin, H, W]`.
+fn col2im(g: &Geom, col: &[f32], taps: &[(usize, usize)], r0: usize, r1: usize, dx: &mut [f32]) {
+    let n = (r1 - r0) * g.wo;
+    let s = g.p.stride;
+    dx.par_chunks_mut(g.h * g.w)
+        .zip(col.par_chunks(taps.len() * n))
+        .for_each(|(plane, rows)| {
+            for (row, &(kh, kw)) in rows.chunks(n).zip(taps) {
+                let (oy, ox) = (g.off(kh), g.off(kw));
+                let (y0, y1) = g.valid(oy, g.h, g.ho);
+                let (x0, x1) = g.valid(ox, g.w, g.wo);
+                if x0 >= x1 {
+                    continue;
+                }
+                for (r, src) in (r0..r1).zip(row.chunks(g.wo)) {
+                    if r < y0 || r >= y1 {
+                        continue;
+                    }
+                    let iy = ((r * s) as isize + oy) as usize;
+                    let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
+                    let ix0 = ((x0 * s) as isize + ox) as usize;
+                    if s == 1 {
+                        for (d, v) in dst[ix0..ix0 + x1 - x0].iter_mut().zip(&src[x0..x1]) {
+                            *d += *v;
+                        }
+                    } else {
+                        for (d, v) in dst[ix0..].iter_mut().step_by(s).zip(&src[x0..x1]) {
+                            *d += *v;
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// The forward pass on contiguous f32 slices.
+fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+    let hw = g.ho * g.wo;
+    let mut out = vec![0f32; g.b * g.cout * hw];
+    if let Some(bias) = bias {
+        out.par_chunks_mut(hw)
+            .enumerate()
+            .for_each(|(i, row)| row.fill(bias[i % g.cout]));
+    }
+    let acc = bias.is_some();
+    let taps = g.taps();
+    let kv = g.cin * taps.len();
+    let wm = weight_matrix(g, w, &taps);
+    let chunk = g.rows_per_chunk(kv);
+    let mut col = Vec::new();
+    for bi in 0..g.b {
+        let xb = &x[bi * g.cin * g.h * g.w..(bi + 1) * g.cin * g.h * g.w];
+        let ob = &mut out[bi * g.cout * hw..(bi + 1) * g.cout * hw];
+        if g.pointwise() {
+            matmul(
+                g.cout,
+                hw,
+                kv,
+                (ob.as_mut_ptr(), hw, 1),
+                acc,
+                (wm.as_ptr(), kv, 1),
+                (xb.as_ptr(), hw, 1),
+            );
+            continue;
+        }
+        if taps.is_empty() {
+            continue;
+        }
+        let mut r0 = 0;
+        while r0 < g.ho {
+            let r1 = (r0 + chunk).min(g.ho);
+            let n = (r1 - r0) * g.wo;
+            col.resize(kv * n, 0.0);
+            im2col(g, xb, &taps, r0, r1, &mut col[..kv * n]);
+            matmul(
+                g.cout,
+                n,
+                kv,
+                (ob[r0 * g.wo..].as_mut_ptr(), hw, 1),
+                acc,
+                (wm.as_ptr(), kv, 1),
+                (col.as_ptr(), n, 1),
+            );
+            r0 = r1;
+        }
+    }
+    if relu {
+        out.par_chunks_mut(1 << 14).for_each(|c| {
+            for v in c {
+                *v = v.max(0.0);
+            }
+        });
+    }
+    out
+}
+
+/// `dx [B, Cin, H, W]` from `dy [B, Cout, Ho, Wo]` and `w`.
+fn input_grad(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    let hw = g.ho * g.wo;
+    let plane = g.cin * g.h * g.w;
+    let mut dx = vec![0f32; g.b * plane];
+    let taps = g.taps();
+    let kv = g.cin * taps.len();
+    if taps.is_empty() {
+        return dx;
+    }
+    let wm = weight_matrix(g, w, &taps);
+    let chunk = g.rows_per_chunk(kv);
+    let mut col = Vec::new();
+    for bi in 0..g.b {
+        let dyb = &dy[bi * g.cout * hw..(bi + 1) * g.cout * hw];
+        let dxb = &mut dx[bi * plane..(bi + 1) * plane];
+        if g.pointwise() {
+            // dx = W^T dy
+            matmul(
+                kv,
+                hw,
+                g.cout,
+                (dxb.as_mut_ptr(), hw, 1),
+                false,
+                (wm.as_ptr(), 1, kv),
+                (dyb.as_ptr(), hw, 1),
+            );
+            continue;
+        }
+        let mut r0 = 0;
+        while r0 < g.ho {
+            let r1 = (r0 + chunk).min(g.ho);
+            let n = (r1 - r0) * g.wo;
+            col.resize(kv * n, 0.0);
+            matmul(
+                kv,
+                n,
+                g.cout,
+                (col.as_mut_ptr(), n, 1),
+                false,
+                (wm.as_ptr(), 1, kv),
+                (dyb[r0 * g.wo..].as_ptr(), hw, 1),
+            );
+            col2im(g, &col[..kv * n], &taps, r0, r1, dxb);
+            r0 = r1;
+        }
+    }
+    dx
+}
+
+/// `dw [Cout, Cin, k, k]` from `x` and `dy`.
+fn weight_grad(g: &Geom, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let hw = g.ho * g.wo;
+    let plane = g.cin * g.h * g.w;
+    let taps = g.taps();
+    let kv = g.cin * taps.len();
+    let kk = g.k * g.k;
+    let mut dwm = vec![0f32; g.cout * kv];
+    let chunk = g.rows_per_chunk(kv);
+    let mut col = Vec::new();
+    let mut first = true;
+    for bi in 0..g.b {
+        let xb = &x[bi * plane..(bi + 1) * plane];
+        let dyb = &dy[bi * g.cout * hw..(bi + 1) * g.cout * hw];
+        if g.pointwise() {
+            // dW += dy x^T
+            matmul(
+                g.cout,
+                kv,
+                hw,
+                (dwm.as_mut_ptr(), kv, 1),
+                !first,
+                (dyb.as_ptr(), hw, 1),
+                (xb.as_ptr(), 1, hw),
+            );
+            first = false;
+            continue;
+        }
+        if taps.is_empty() {
+            break;
+        }
+        let mut r0 = 0;
+        while r0 < g.ho {
+            let r1 = (r0 + chunk).min(g.ho);
+            let n = (r1 - r0) * g.wo;
+            col.resize(kv * n, 0.0);
+            im2col(g, xb, &taps, r0, r1, &mut col[..kv * n]);
+            matmul(
+                g.cout,
+                kv,
+                n,
+                (dwm.as_mut_ptr(), kv, 1),
+                !first,
+                (dyb[r0 * g.wo..].as_ptr(), hw, 1),
+                (col.as_ptr(), 1, n),
+            );
+            first = false;
+            r0 = r1;
+        }
+    }
+    if taps.len() == kk {
+        return dwm;
+    }
+    let mut dw = vec![0f32; g.cout * g.cin * kk];
+    for co in 0..g.cout {
+        for ci in 0..g.cin {
+            for (t, &(kh, kw)) in taps.iter().enumerate() {
+                dw[(co * g.cin + ci) * kk + kh * g.k + kw] = dwm[co * kv + ci * taps.len() + t];
+            }
+        }
+    }
+    dw
+}
+
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        candle_core::bail!("conv2d: {what} must be f32, got {:?}", s.dtype())
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle_core::bail!("conv2d: {what} must be contiguous"),
+    }
+}
+
+fn out_shape(g: &Geom) -> Shape {
+    Shape::from((g.b, g.cout, g.ho, g.wo))
+}
+
+/// The ReLU mask applied to the incoming gradient.
+fn masked(grad: &Tensor, res: &Tensor, relu: bool) -> Result<Tensor> {
+    if relu {
+        grad * res.gt(0f64)?.to_dtype(grad.dtype())?
+    } else {
+        Ok(grad.clone())
+    }
+}
+
+/// Input and weight gradients (the input's only when it is tracked).
+fn conv_grads(
+    x: &Tensor,
+    w: &Tensor,
+    g: &Tensor,
+    p: ConvParams,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let g = g.contiguous()?;
+    let dx = if x.track_op() {
+        Some(g.apply_op2_no_bwd(
+            w,
+            &InputGradOp {
+                p,
+                x_dims: x.dims4()?,
+            },
+        )?)
+    } else {
+        None
+    };
+    let dw = if w.track_op() {
+        Some(x.apply_op2_no_bwd(
+            &g,
+            &WeightGradOp {
+                p,
+                w_dims: w.dims4()?,
+            },
+        )?)
+    } else {
+        None
+    };
+    Ok((dx, dw))
+}
+
+struct ConvOp {
+    p: ConvParams,
+    relu: bool,
+}
+
+impl CustomOp2 for ConvOp {
+    fn name(&self) -> &'static str {
+        "csranet-conv2d"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1.dims(), l2.dims(), self.p)?;
+        let x = f32_slice(s1, l1, "input")?;
+        let w = f32_slice(s2, l2, "weight")?;
+        Ok((
+            CpuStorage::F32(forward(&g, x, w, None, self.relu)),
+            out_shape(&g),
+        ))
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        conv_grads(x, w, &masked(grad, res, self.relu)?, self.p)
+    }
+}
+
+struct ConvBiasOp {
+    p: ConvParams,
+    relu: bool,
+}
+
+impl CustomOp3 for ConvBiasOp {
+    fn name(&self) -> &'static str {
+        "csranet-conv2d-bias"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1.dims(), l2.dims(), self.p)?;
+        let x = f32_slice(s1, l1, "input")?;
+        let w = f32_slice(s2, l2, "weight")?;
+        let b = f32_slice(s3, l3, "bias")?;
+        if b.len() != g.cout {
+            candle_core::bail!(
+                "conv2d: bias has {} values for {} channels",
+                b.len(),
+                g.cout
+            )
+        }
+        Ok((
+            CpuStorage::F32(forward(&g, x, w, Some(b), self.relu)),
+            out_shape(&g),
+        ))
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = masked(grad, res, self.relu)?;
+        let (dx, dw) = conv_grads(x, w, &g, self.p)?;
+        let db = if b.track_op() {
+            Some(g.sum((0, 2, 3))?)
+        } else {
+            None
+        };
+        Ok((dx, dw, db))
+    }
+}
+
+struct InputGradOp {
+    p: ConvParams,
+    x_dims: (usize, usize, usize, usize),
+}
+
+impl CustomOp2 for InputGradOp {
+    fn name(&self) -> &'static str {
+        "csranet-conv2d-input-grad"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, c, h, w) = self.x_dims;
+        let g = Geom::new(&[b, c, h, w], l2.dims(), self.p)?;
+        if l1.dims() != [g.b, g.cout, g.ho, g.wo] {
+            candle_core::bail!("conv2d backward: gradient shape {:?}", l1.dims())
+        }
+        let dy = f32_slice(s1, l1, "gradient")?;
+        let wt = f32_slice(s2, l2, "weight")?;
+        Ok((
+            CpuStorage::F32(input_grad(&g, dy, wt)),
+            Shape::from(self.x_dims),
+        ))
+    }
+}
+
+struct WeightGradOp {
+    p: ConvParams,
+    w_dims: (usize, usize, usize, usize),
+}
+
+impl CustomOp2 for WeightGradOp {
+    fn name(&self) -> &'static str {
+        "csranet-conv2d-weight-grad"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (co, ci, k, k2) = self.w_dims;
+        let g = Geom::new(l1.dims(), &[co, ci, k, k2], self.p)?;
+        if l2.dims() != [g.b, g.cout, g.ho, g.wo] {
+            candle_core::bail!("conv2d backward: gradient shape {:?}", l2.dims())
+        }
+        let x = f32_slice(s1, l1, "input")?;
+        let dy = f32_slice(s2, l2, "gradient")?;
+        Ok((
+            CpuStorage::F32(weight_grad(&g, x, dy)),
+            Shape::from(self.w_dims),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn reference(
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        p: ConvParams,
+        relu: bool,
+    ) -> Result<Tensor> {
+        let mut y = x.conv2d(w, p.padding, p.stride, p.dilation, 1)?;
+        if let Some(b) = b {
+            y = y.broadcast_add(&b.reshape((1, (), 1, 1))?)?;
+        }
+        if relu {
+            y.relu()
+        } else {
+            Ok(y)
+        }
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+        (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
+    }
+
+    /// Every geometry the network uses (and a few more), forward and all gradients against
+    /// candle's conv2d and its autograd.
+    #[test]
+    fn matches_candle_forward_and_backward() -> Result<()> {
+        let dev = Device::Cpu;
+        let cases = [
+            // (b, cin, h, w, cout, k, stride, padding, dilation)
+            (2, 3, 19, 19, 4, 7, 2, 3, 1),
+            (2, 5, 9, 9, 6, 3, 1, 1, 1),
+            (1, 5, 10, 10, 6, 3, 2, 1, 1),
+            (2, 4, 9, 9, 3, 3, 1, 2, 2),
+            (2, 4, 8, 8, 3, 3, 1, 12, 12), // only the centre tap touches the image
+            (2, 4, 8, 8, 3, 3, 1, 6, 6),   // some taps partially valid
+            (2, 6, 7, 7, 5, 1, 1, 0, 1),
+            (2, 6, 9, 9, 5, 1, 2, 0, 1),
+            (1, 3, 12, 12, 2, 3, 1, 0, 1), // no padding
+        ];
+        for (i, &(b, cin, h, w, cout, k, s, pad, d)) in cases.iter().enumerate() {
+            let p = ConvParams {
+                stride: s,
+                padding: pad,
+                dilation: d,
+            };
+            for (bias, relu) in [(false, false), (true, true), (true, false)] {
+                let x = Var::from_tensor(&Tensor::randn(0f32, 1., (b, cin, h, w), &dev)?)?;
+                let wt = Var::from_tensor(&Tensor::randn(0f32, 1., (cout, cin, k, k), &dev)?)?;
+                let bv = Var::from_tensor(&Tensor::randn(0f32, 1., cout, &dev)?)?;
+                let bt = bias.then(|| bv.as_tensor());
+                let ours = conv2d(x.as_tensor(), wt.as_tensor(), bt, p, relu)?;
+                let theirs = reference(x.as_tensor(), wt.as_tensor(), bt, p, relu)?;
+                assert_eq!(ours.dims(), theirs.dims(), "case {i}");
+                let d0 = max_diff(&ours, &theirs)?;
+                assert!(d0 < 1e-4, "case {i} forward: {d0}");
+                let r = Tensor::randn(0f32, 1., ours.shape(), &dev)?;
+                let go = (ours * &r)?.sum_all()?.backward()?;
+                let gt = (theirs * &r)?.sum_all()?.backward()?;
+                for (name, v) in [("x", &x), ("w", &wt)] {
+                    let a = go.get(v.as_tensor()).expect("grad");
+                    let bb = gt.get(v.as_tensor()).expect("grad");
+                    let dd = max_diff(a, bb)?;
+                    assert!(dd < 1e-3, "case {i} ({bias}, {relu}) d{name}: {dd}");
+                }
+                if bias {
+                    let dd = max_diff(
+                        go.get(bv.as_tensor()).expect("grad"),
+                        gt.get(bv.as_tensor()).expect("grad"),
+                    )?;
+                    assert!(dd < 1e-3, "case {i} dbias: {dd}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn untracked_input_gets_no_gradient_and_small_chunks_agree() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1., (1, 3, 11, 11), &dev)?;
+        let wt = Var::from_tensor(&Tensor::randn(0f32, 1., (4, 3, 3, 3), &dev)?)?;
+        let p = ConvParams {
+            stride: 1,
+            padding: 1,
+            dilation: 1,
+        };
+        let y = conv2d(&x, wt.as_tensor(), None, p, false)?;
+        let g = y.sum_all()?.backward()?;
+        assert!(g.get(&x).is_none());
+        assert!(g.get(wt.as_tensor()).is_some());
+        // One output row per chunk gives the same result as one chunk.
+        let geom = Geom::new(x.dims(), wt.dims(), p)?;
+        let xs = x.flatten_all()?.to_vec1::<f32>()?;
+        let ws = wt.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+        let whole = forward(&geom, &xs, &ws, None, false);
+        let taps = geom.taps();
+        let kv = geom.cin * taps.len();
+        let mut rows = vec![0f32; geom.cout * geom.ho * geom.wo];
+        for r in 0..geom.ho {
+            let mut col = vec![0f32; kv * geom.wo];
+            im2col(&geom, &xs, &taps, r, r + 1, &mut col);
+            let hw = geom.ho * geom.wo;
+            matmul(
+                geom.cout,
+                geom.wo,
+                kv,
+                (rows[r * geom.wo..].as_mut_ptr(), hw, 1),
+                false,
+                (ws.as_ptr(), kv, 1),
+                (col.as_ptr(), geom.wo, 1),
+            );
+        }
+        let d = whole
+            .iter()
+            .zip(&rows)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(d < 1e-5, "{d}");
+        Ok(())
+    }
+}
