@@ -258,15 +258,16 @@ impl Linear {
         })
     }
 
-    /// `[..., Cin] -> [..., Cout]`
+    /// `[..., Cin] -> [..., Cout]`, in the input's float type.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let cin = dims[dims.len() - 1];
         let rows = x.elem_count() / cin;
+        let dt = x.dtype();
         let y = x
             .reshape((rows, cin))?
-            .matmul(&self.weight.t()?)?
-            .broadcast_add(&self.bias)?;
+            .matmul(&self.weight.to_dtype(dt)?.t()?)?
+            .broadcast_add(&self.bias.to_dtype(dt)?)?;
         let mut out = dims;
         let last = out.len() - 1;
         out[last] = self.weight.dim(0)?;

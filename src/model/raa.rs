@@ -76,6 +76,8 @@ impl Raa {
     /// H and W are zero-padded to multiples of P internally and cropped back.
     pub fn forward_t(&self, feats: &[Tensor], _train: bool) -> Result<Vec<Tensor>> {
         let (b, d, h0, w0) = feats[0].dims4()?;
+        // Parameters are cast to the features' float type (f16/bf16 inference).
+        let dt = feats[0].dtype();
         let p = self.p;
         let (h, w) = (h0.div_ceil(p) * p, w0.div_ceil(p) * p);
         let feats = feats
@@ -93,11 +95,11 @@ impl Raa {
             let mu = v.mean_keepdim(1)?;
             let sd = v.broadcast_sub(&mu)?.sqr()?.mean_keepdim(1)?.sqrt()?;
             let z = v.broadcast_sub(&mu)?.broadcast_div(&(sd + self.eps)?)?;
-            let wgt = candle_nn::ops::sigmoid(&z.broadcast_mul(&self.gamma)?)?;
+            let wgt = candle_nn::ops::sigmoid(&z.broadcast_mul(&self.gamma.to_dtype(dt)?)?)?;
             weights.push(wgt);
             // [B, D, H, W] -> [B, D, gh, gw] -> [B, R, D] + scale embedding
             let x = mean_pool(f, p)?.reshape((b, d, r))?.transpose(1, 2)?;
-            let x = x.broadcast_add(&self.scale_embed.get(i)?)?;
+            let x = x.broadcast_add(&self.scale_embed.get(i)?.to_dtype(dt)?)?;
             tokens.push(x);
         }
         let x = Tensor::cat(&tokens, 1)?.contiguous()?; // [B, 4R, D]
@@ -128,7 +130,12 @@ impl Raa {
             let hdn = self.fc1.forward(&ys)?; // [B, R, E]
             let e = hdn.dim(2)?;
             let grid = hdn.transpose(1, 2)?.reshape((b, e, gh, gw))?;
-            let grid = depthwise_conv3x3(&grid, &self.dw_weight, &self.dw_bias)?.gelu_erf()?;
+            let grid = depthwise_conv3x3(
+                &grid,
+                &self.dw_weight.to_dtype(dt)?,
+                &self.dw_bias.to_dtype(dt)?,
+            )?
+            .gelu_erf()?;
             let hdn = grid.reshape((b, e, r))?.transpose(1, 2)?;
             let z = (ys + self.fc2.forward(&hdn)?)?; // [B, R, D]
                                                      // Back to the map: F' = F + w (.) Conv1x1(UpsampleNearest(Z)); the 1x1 conv and

@@ -34,7 +34,9 @@ Rows (each prints one JSON line with the keys csranet's own rows use):
             csranet's row also computes its augmentations (colour jitter, blur, stain jitter,
             CutMix, random scale) inside the step, PyTorch's does not.
 
-Peak RSS is VmHWM of this process (Linux), as for csranet's rows.
+Peak RSS is VmHWM of this process (Linux), as for csranet's rows; base_rss_mib is VmRSS
+after the model is built (torch's own libraries included). On a GPU, gpu_peak_mib is the
+largest nvidia-smi figure of this process polled every 100 ms, as for csranet's rows.
 """
 
 import argparse
@@ -47,19 +49,75 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "parity"))
 
 
-def peak_rss_mib():
+def status_mib(key):
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(key):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
     return None
 
 
+class GpuPeak:
+    """Peak GPU memory of this process from nvidia-smi, polled every 100 ms (the CUDA
+    context included), as csranet's rows measure theirs."""
+
+    def __init__(self, dev):
+        import threading
+        self.peak = None
+        self.stop = threading.Event()
+        self.thread = None
+        if dev.type == "cuda":
+            self.thread = threading.Thread(target=self.poll, daemon=True)
+            self.thread.start()
+
+    def now(self):
+        import subprocess
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
+                                  "--format=csv,noheader,nounits"],
+                                 capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+        for line in out.splitlines():
+            parts = [p.strip() for p in line.split(",")]
+            if len(parts) == 2 and parts[0] == str(os.getpid()):
+                return float(parts[1])
+        return None
+
+    def poll(self):
+        while True:
+            v = self.now()
+            if v is not None:
+                self.peak = v if self.peak is None else max(self.peak, v)
+            if self.stop.wait(0.1):
+                return
+
+    def finish(self):
+        if self.thread is None:
+            return None
+        self.stop.set()
+        self.thread.join()
+        return self.peak
+
+
+def peak_rss_mib():
+    return status_mib("VmHWM:")
+
+
 def build(preset, num_classes=5):
     import torch.nn as nn
+    try:
+        import safetensors.torch  # noqa: F401  (make_fixtures imports it; unused here)
+    except ImportError:
+        import types
+        stub = types.ModuleType("safetensors")
+        stub.torch = types.ModuleType("safetensors.torch")
+        stub.torch.save_file = None
+        sys.modules["safetensors"] = stub
+        sys.modules["safetensors.torch"] = stub.torch
     from make_fixtures import DilatedBasicBlock, SlimResNet, deeplab_head
     from torchvision.models._utils import IntermediateLayerGetter
     from torchvision.models.resnet import Bottleneck
@@ -105,13 +163,6 @@ def timed(fn, iters, warmup, dev):
         sync(dev)
         ms.append((time.perf_counter() - t0) * 1e3)
     return ms
-
-
-def gpu_mem(dev):
-    import torch
-    if dev.type != "cuda":
-        return None
-    return torch.cuda.max_memory_reserved(dev) / 2**20
 
 
 def axis_tiles(length, t, overlap):
@@ -277,7 +328,9 @@ def main():
     dtype = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}[a.dtype]
     if dtype != torch.float32 and a.one.startswith("train"):
         raise SystemExit("training rows are f32 only")
+    gpu = GpuPeak(dev)
     model = build(a.preset).to(dev, dtype)
+    base = status_mib("VmRSS:")
     if a.one == "forward":
         r = row_forward(a, model, dev, dtype)
     elif a.one == "image":
@@ -286,8 +339,10 @@ def main():
         r = row_train(a, model, dev, a.one == "train-swc")
     r.update({"impl": "pytorch", "preset": a.preset, "raa": False, "device": a.device,
               "dtype": a.dtype, "threads": torch.get_num_threads(),
-              "torch": torch.__version__, "peak_rss_mib": peak_rss_mib(),
-              "gpu_peak_mib": gpu_mem(dev)})
+              "torch": torch.__version__, "base_rss_mib": base,
+              "peak_rss_mib": peak_rss_mib(), "gpu_peak_mib": gpu.finish(),
+              "torch_cuda_max_reserved_mib": (torch.cuda.max_memory_reserved(dev) / 2**20
+                                              if dev.type == "cuda" else None)})
     print(json.dumps(r))
 
 

@@ -118,11 +118,8 @@ fn status_mib(key: &str) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// GPU memory this process holds now (MiB), from `nvidia-smi`; `None` off CUDA or without it.
-fn gpu_used_mib(dev: &Device) -> Option<f64> {
-    if dev.is_cpu() {
-        return None;
-    }
+/// GPU memory this process holds now (MiB), from `nvidia-smi`; `None` without it.
+fn gpu_used_now() -> Option<f64> {
     let out = Command::new("nvidia-smi")
         .args([
             "--query-compute-apps=pid,used_memory",
@@ -135,6 +132,40 @@ fn gpu_used_mib(dev: &Device) -> Option<f64> {
         let mut it = l.split(',').map(str::trim);
         (it.next()? == me).then(|| it.next()?.parse().ok())?
     })
+}
+
+/// Peak GPU memory of this process, polled from `nvidia-smi` every 100 ms while a row runs
+/// (the CUDA context included; torch_bench.py measures its side the same way).
+struct GpuPeak {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Option<f64>>>,
+}
+
+impl GpuPeak {
+    fn start(dev: &Device) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handle = (!dev.is_cpu()).then(|| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut peak: Option<f64> = None;
+                loop {
+                    if let Some(v) = gpu_used_now() {
+                        peak = Some(peak.map_or(v, |p| p.max(v)));
+                    }
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return peak;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            })
+        });
+        Self { stop, handle }
+    }
+
+    fn finish(self) -> Option<f64> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle?.join().ok()?
+    }
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -185,7 +216,7 @@ fn time_ms(iters: usize, warmup: usize, mut f: impl FnMut() -> Result<()>) -> Re
 }
 
 /// Fields every row carries: which implementation, where, and its memory.
-fn finish(mut v: Value, a: &BenchArgs, preset: &str, dev: &Device, base: Option<f64>) -> Value {
+fn finish(mut v: Value, a: &BenchArgs, preset: &str, gpu: GpuPeak, base: Option<f64>) -> Value {
     let extra = json!({
         "impl": "candle",
         "preset": preset,
@@ -194,7 +225,7 @@ fn finish(mut v: Value, a: &BenchArgs, preset: &str, dev: &Device, base: Option<
         "threads": candle_core::utils::get_num_threads(),
         "base_rss_mib": base,
         "peak_rss_mib": peak_rss_mib(),
-        "gpu_used_mib": gpu_used_mib(dev),
+        "gpu_peak_mib": gpu.finish(),
     });
     if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
         o.extend(e);
@@ -205,6 +236,7 @@ fn finish(mut v: Value, a: &BenchArgs, preset: &str, dev: &Device, base: Option<
 /// Times forward passes of a batch of `batch` random `size x size` tiles.
 fn forward_row(a: &BenchArgs, preset: &str, batch: usize) -> Result<Value> {
     let dev = device(&a.device)?;
+    let gpu = GpuPeak::start(&dev);
     let m = model(preset, a.raa == "on", &dev)?;
     let base = status_mib("VmRSS:");
     let x32 =
@@ -260,7 +292,7 @@ fn forward_row(a: &BenchArgs, preset: &str, batch: usize) -> Result<Value> {
         "tiles_per_s": batch as f64 * 1e3 / med,
         "accuracy": accuracy,
     });
-    Ok(finish(v, a, preset, &dev, base))
+    Ok(finish(v, a, preset, gpu, base))
 }
 
 /// A synthetic H&E-like RGB image: pink background with purple discs ("nuclei").
@@ -293,6 +325,7 @@ pub fn synthetic_he(size: usize, seed: u64) -> Vec<u8> {
 /// Times `segment_image` (post-processing included) on a synthetic `size x size` image.
 fn image_row(a: &BenchArgs, preset: &str, size: usize) -> Result<Value> {
     let dev = device(&a.device)?;
+    let gpu = GpuPeak::start(&dev);
     let m = model(preset, a.raa == "on", &dev)?;
     let img = synthetic_he(size, 7);
     let base = status_mib("VmRSS:");
@@ -333,12 +366,13 @@ fn image_row(a: &BenchArgs, preset: &str, size: usize) -> Result<Value> {
         "megapixels_per_s": mp / secs,
         "instances": seg.instances.len(),
     });
-    Ok(finish(v, a, preset, &dev, base))
+    Ok(finish(v, a, preset, gpu, base))
 }
 
 /// Times `Trainer::step` (supervised or CSRA-Net SWC) on synthetic tiles.
 fn train_row(a: &BenchArgs, preset: &str, swc: bool) -> Result<Value> {
     let dev = device(&a.device)?;
+    let gpu = GpuPeak::start(&dev);
     let m = model(preset, a.raa == "on", &dev)?;
     let s = a.size;
     let n = a.train_batch;
@@ -397,7 +431,7 @@ fn train_row(a: &BenchArgs, preset: &str, swc: bool) -> Result<Value> {
         "min_ms": min,
         "seconds_per_step": med / 1e3,
     });
-    Ok(finish(v, a, preset, &dev, base))
+    Ok(finish(v, a, preset, gpu, base))
 }
 
 fn run_one(a: &BenchArgs, kind: &str, preset: &str, param: usize) -> Result<Value> {
@@ -538,9 +572,8 @@ fn measure(v: &Value) -> (f64, &'static str, f64, &'static str) {
 
 fn mem(v: &Value) -> f64 {
     // On a GPU the device memory is the one that matters; host RSS otherwise.
-    v["gpu_used_mib"]
+    v["gpu_peak_mib"]
         .as_f64()
-        .or(v["gpu_peak_mib"].as_f64())
         .or(v["peak_rss_mib"].as_f64())
         .unwrap_or(f64::NAN)
 }
