@@ -598,7 +598,7 @@ fn row_name(kind: &str, preset: &str, param: usize, a: &BenchArgs) -> String {
 fn print_header(torch: bool, mem_label: &str) {
     if torch {
         println!(
-            "| {:<30} | {:>10} | {:>10} | {:>6} | {:>9} | {:>9} | {:>9} | {:>9} | {:>6} |",
+            "| {:<30} | {:>10} | {:>10} | {:>6} | {:>13} | {:>13} | {:>9} | {:>9} | {:>6} |",
             "row",
             "candle",
             "pytorch",
@@ -610,18 +610,18 @@ fn print_header(torch: bool, mem_label: &str) {
             "ratio"
         );
         println!(
-            "|{:-<32}|{:->12}|{:->12}|{:->8}|{:->11}|{:->11}|{:->11}|{:->11}|{:->8}|",
+            "|{:-<32}|{:->12}|{:->12}|{:->8}|{:->15}|{:->15}|{:->11}|{:->11}|{:->8}|",
             "", "", "", "", "", "", "", "", ""
         );
     } else {
         println!(
-            "| {:<30} | {:>10} | {:>12} | {:>10} |",
+            "| {:<30} | {:>10} | {:>14} | {:>10} |",
             "row",
             "time",
             "throughput",
             &format!("peak {mem_label}")
         );
-        println!("|{:-<32}|{:->12}|{:->14}|{:->12}|", "", "", "", "");
+        println!("|{:-<32}|{:->12}|{:->16}|{:->12}|", "", "", "", "");
     }
 }
 
@@ -629,8 +629,13 @@ fn print_row(name: &str, c: &Result<Value>, t: Option<&Result<Value>>) {
     let cell = |r: &Result<Value>| -> (String, f64, String, f64) {
         match r {
             Ok(v) => {
-                let (x, unit, thr, _) = measure(v);
-                (format!("{} {unit}", fmt(x, 2)), x, fmt(thr, 2), mem(v))
+                let (x, unit, thr, thr_unit) = measure(v);
+                let thr = if thr.is_finite() {
+                    format!("{} {thr_unit}", fmt(thr, 2))
+                } else {
+                    "-".into()
+                };
+                (format!("{} {unit}", fmt(x, 2)), x, thr, mem(v))
             }
             Err(_) => ("failed".into(), f64::NAN, "-".into(), f64::NAN),
         }
@@ -638,14 +643,14 @@ fn print_row(name: &str, c: &Result<Value>, t: Option<&Result<Value>>) {
     let (ct, cx, cthr, cm) = cell(c);
     match t {
         None => println!(
-            "| {name:<30} | {ct:>10} | {:>12} | {:>10} |",
+            "| {name:<30} | {ct:>10} | {:>14} | {:>10} |",
             cthr,
             fmt(cm, 0)
         ),
         Some(t) => {
             let (tt, tx, tthr, tm) = cell(t);
             println!(
-                "| {name:<30} | {ct:>10} | {tt:>10} | {:>6} | {cthr:>9} | {tthr:>9} | {:>9} | {:>9} | {:>6} |",
+                "| {name:<30} | {ct:>10} | {tt:>10} | {:>6} | {cthr:>13} | {tthr:>13} | {:>9} | {:>9} | {:>6} |",
                 fmt(cx / tx, 2),
                 fmt(cm, 0),
                 fmt(tm, 0),
