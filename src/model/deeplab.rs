@@ -86,7 +86,7 @@ impl CsraNet {
     pub fn decode(&self, enc: &Tensor, h: usize, w: usize, train: bool) -> Result<Parts> {
         let y = self.aspp.forward_t(enc, train)?;
         let features = self.head.forward_t(&y, train)?;
-        let low = self.cls.forward(&features)?;
+        let low = self.cls.forward_t(&features, train)?;
         let logits = resize_bilinear(&low, h, w)?;
         Ok(Parts { features, logits })
     }
@@ -102,6 +102,10 @@ impl CsraNet {
     }
 
     /// `[B, 3, H, W]` normalised image -> `[B, num_classes, H, W]` logits.
+    ///
+    /// `train = false` is inference: batch norm uses its running statistics (folded into the
+    /// convolutions) and the weights are constants, so no autograd graph is kept through them
+    /// (like PyTorch's `inference_mode`; gradients with respect to a tracked input still flow).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         Ok(self.forward_parts(x, train)?.logits)
     }

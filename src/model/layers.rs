@@ -4,6 +4,18 @@ use super::params::{Init, Pb};
 use crate::ops::{batch_norm_train, conv2d, ConvParams};
 use candle_core::{DType, Result, Tensor, Var, D};
 
+/// A parameter as an operand: itself in training, detached in eval mode. An eval-mode
+/// forward thus records no autograd graph through the weights (PyTorch's `inference_mode`
+/// for them), so its activations are freed as soon as they are used; gradients with respect
+/// to a tracked input still flow.
+pub fn param(t: &Tensor, train: bool) -> Tensor {
+    if train {
+        t.clone()
+    } else {
+        t.detach()
+    }
+}
+
 /// A 2-D convolution (`weight`, optional `bias`).
 #[derive(Clone, Debug)]
 pub struct Conv {
@@ -86,14 +98,20 @@ impl Conv {
 
     /// `[B, Cin, H, W] -> [B, Cout, H', W']`, computed in the input's float type.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_t(x, true)
+    }
+
+    /// [`forward`](Self::forward); in eval mode (`train = false`) the weights are constants
+    /// ([`param`]).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let dt = x.dtype();
         let b = match &self.bias {
-            Some(b) => Some(b.to_dtype(dt)?),
+            Some(b) => Some(param(b, train).to_dtype(dt)?),
             None => None,
         };
         conv2d(
             x,
-            &self.weight.to_dtype(dt)?,
+            &param(&self.weight, train).to_dtype(dt)?,
             b.as_ref(),
             self.params(),
             false,
@@ -125,12 +143,16 @@ impl BatchNorm {
         })
     }
 
-    /// Per-channel `(scale, shift)` of the eval-mode affine map, as `[C]` tensors.
+    /// Per-channel `(scale, shift)` of the eval-mode affine map, as `[C]` tensors (constants:
+    /// see [`param`]).
     pub fn eval_affine(&self) -> Result<(Tensor, Tensor)> {
         let rm = self.running_mean.as_detached_tensor();
         let rv = self.running_var.as_detached_tensor();
-        let scale = self.weight.broadcast_div(&(rv + self.eps)?.sqrt()?)?;
-        let shift = (&self.bias - rm.mul(&scale)?)?;
+        let scale = self
+            .weight
+            .detach()
+            .broadcast_div(&(rv + self.eps)?.sqrt()?)?;
+        let shift = (self.bias.detach() - rm.mul(&scale)?)?;
         Ok((scale, shift))
     }
 
@@ -219,7 +241,7 @@ impl ConvBn {
 
     /// In training: conv, batch norm with batch statistics, ReLU. In eval mode one fused
     /// conv + bias (+ ReLU) with the batch norm folded into the weights, in the input's
-    /// float type.
+    /// float type, the weights constants ([`param`]).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if train {
             return self
@@ -228,9 +250,7 @@ impl ConvBn {
         }
         let (scale, shift) = self.bn.eval_affine()?;
         let dt = x.dtype();
-        let w = self
-            .conv
-            .weight
+        let w = param(&self.conv.weight, false)
             .broadcast_mul(&scale.reshape(((), 1, 1, 1))?)?
             .to_dtype(dt)?;
         conv2d(
@@ -260,14 +280,19 @@ impl Linear {
 
     /// `[..., Cin] -> [..., Cout]`, in the input's float type.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_t(x, true)
+    }
+
+    /// [`forward`](Self::forward); in eval mode the weights are constants ([`param`]).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let cin = dims[dims.len() - 1];
         let rows = x.elem_count() / cin;
         let dt = x.dtype();
         let y = x
             .reshape((rows, cin))?
-            .matmul(&self.weight.to_dtype(dt)?.t()?)?
-            .broadcast_add(&self.bias.to_dtype(dt)?)?;
+            .matmul(&param(&self.weight, train).to_dtype(dt)?.t()?)?
+            .broadcast_add(&param(&self.bias, train).to_dtype(dt)?)?;
         let mut out = dims;
         let last = out.len() - 1;
         out[last] = self.weight.dim(0)?;

@@ -2,7 +2,7 @@
 //! branches and the ASPP projection.
 
 use super::config::Config;
-use super::layers::{softmax_last, Conv, ConvSpec, Linear};
+use super::layers::{param, softmax_last, Conv, ConvSpec, Linear};
 use super::params::{Init, Pb};
 use crate::ops::{depthwise_conv3x3, mean_pool, upsample_nearest};
 use candle_core::{Result, Tensor};
@@ -74,7 +74,7 @@ impl Raa {
 
     /// Takes the four branch maps `F_s` `[B, D, H, W]` and returns `F'_s`.
     /// H and W are zero-padded to multiples of P internally and cropped back.
-    pub fn forward_t(&self, feats: &[Tensor], _train: bool) -> Result<Vec<Tensor>> {
+    pub fn forward_t(&self, feats: &[Tensor], train: bool) -> Result<Vec<Tensor>> {
         let (b, d, h0, w0) = feats[0].dims4()?;
         // Parameters are cast to the features' float type (f16/bf16 inference).
         let dt = feats[0].dtype();
@@ -95,11 +95,13 @@ impl Raa {
             let mu = v.mean_keepdim(1)?;
             let sd = v.broadcast_sub(&mu)?.sqr()?.mean_keepdim(1)?.sqrt()?;
             let z = v.broadcast_sub(&mu)?.broadcast_div(&(sd + self.eps)?)?;
-            let wgt = candle_nn::ops::sigmoid(&z.broadcast_mul(&self.gamma.to_dtype(dt)?)?)?;
+            let wgt = candle_nn::ops::sigmoid(
+                &z.broadcast_mul(&param(&self.gamma, train).to_dtype(dt)?)?,
+            )?;
             weights.push(wgt);
             // [B, D, H, W] -> [B, D, gh, gw] -> [B, R, D] + scale embedding
             let x = mean_pool(f, p)?.reshape((b, d, r))?.transpose(1, 2)?;
-            let x = x.broadcast_add(&self.scale_embed.get(i)?.to_dtype(dt)?)?;
+            let x = x.broadcast_add(&param(&self.scale_embed, train).get(i)?.to_dtype(dt)?)?;
             tokens.push(x);
         }
         let x = Tensor::cat(&tokens, 1)?.contiguous()?; // [B, 4R, D]
@@ -110,9 +112,9 @@ impl Raa {
             // [B, N, D] -> [B, h, N, d]
             t.reshape((b, s * r, nh, dh))?.transpose(1, 2)?.contiguous()
         };
-        let q = split(self.q.forward(&x)?)?;
-        let k = split(self.k.forward(&x)?)?;
-        let v = split(self.v.forward(&x)?)?;
+        let q = split(self.q.forward_t(&x, train)?)?;
+        let k = split(self.k.forward_t(&x, train)?)?;
+        let v = split(self.v.forward_t(&x, train)?)?;
         let logits = (q.matmul(&k.t()?)? / (dh as f64).sqrt())?;
         // Bias every query toward difficult key regions: + log w_K.
         let bias = wk.clamp(1e-6, 1.0)?.log()?.reshape((b, 1, 1, s * r))?;
@@ -127,23 +129,23 @@ impl Raa {
             let var = yc.sqr()?.mean_keepdim(1)?;
             let ys = (yc.broadcast_div(&(var + 1e-5)?.sqrt()?)? + &tokens[i])?;
             // DMLP: Z = Y + fc2(GELU(DWConv3x3(fc1(Y)))) on the gh x gw token grid.
-            let hdn = self.fc1.forward(&ys)?; // [B, R, E]
+            let hdn = self.fc1.forward_t(&ys, train)?; // [B, R, E]
             let e = hdn.dim(2)?;
             let grid = hdn.transpose(1, 2)?.reshape((b, e, gh, gw))?;
             let grid = depthwise_conv3x3(
                 &grid,
-                &self.dw_weight.to_dtype(dt)?,
-                &self.dw_bias.to_dtype(dt)?,
+                &param(&self.dw_weight, train).to_dtype(dt)?,
+                &param(&self.dw_bias, train).to_dtype(dt)?,
             )?
             .gelu_erf()?;
             let hdn = grid.reshape((b, e, r))?.transpose(1, 2)?;
-            let z = (ys + self.fc2.forward(&hdn)?)?; // [B, R, D]
-                                                     // Back to the map: F' = F + w (.) Conv1x1(UpsampleNearest(Z)); the 1x1 conv and
-                                                     // the per-region weight commute with nearest upsampling, so apply them first.
+            let z = (ys + self.fc2.forward_t(&hdn, train)?)?; // [B, R, D]
+                                                              // Back to the map: F' = F + w (.) Conv1x1(UpsampleNearest(Z)); the 1x1 conv and
+                                                              // the per-region weight commute with nearest upsampling, so apply them first.
             let zmap = z.transpose(1, 2)?.reshape((b, d, gh, gw))?;
             let delta = self
                 .out
-                .forward(&zmap)?
+                .forward_t(&zmap, train)?
                 .broadcast_mul(&weights[i].reshape((b, 1, gh, gw))?)?;
             let fo = (f + upsample_nearest(&delta, p)?)?;
             outs.push(fo.narrow(2, 0, h0)?.narrow(3, 0, w0)?);
