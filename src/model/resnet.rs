@@ -84,7 +84,7 @@ impl Block {
             Some(d) => d.forward_t(x, train)?,
             None => x.clone(),
         };
-        (y + id)?.relu()
+        crate::ops::add_relu(&y, &id)
     }
 }
 

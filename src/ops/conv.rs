@@ -13,6 +13,12 @@
 //!   place (inference: batch norm folded into the weights, conv + BN + ReLU in one pass).
 //! - backward: weight gradient `dY x col^T`, input gradient `col2im(W^T x dY)` (skipped when
 //!   the input needs no gradient), bias gradient the sum of `dY`, ReLU's mask from the output.
+//! - threads: every product is single-threaded; the work is split into items that rayon
+//!   runs in parallel, each with its own im2col buffer (forward and weight gradient: image x
+//!   block of output rows, at least one item per thread; input gradient: image x group of
+//!   input channels, whose `col2im` writes are disjoint). Against gemm's own threading of
+//!   each product this measured the same or slightly faster on 2 cores (within noise), and
+//!   it removes a barrier per product.
 //!
 //! Other devices and dtypes use candle's `conv2d` (same results to float rounding).
 
@@ -139,19 +145,33 @@ impl Geom {
     fn rows_per_chunk(&self, kv: usize) -> usize {
         (COL_BUDGET / (kv * self.wo).max(1)).clamp(1, self.ho)
     }
-}
 
-fn parallelism() -> gemm::Parallelism {
-    let n = candle_core::utils::get_num_threads();
-    if n > 1 {
-        gemm::Parallelism::Rayon(n)
-    } else {
-        gemm::Parallelism::None
+    /// Output rows per work item: at most [`rows_per_chunk`](Self::rows_per_chunk), and
+    /// small enough that the batch gives every thread at least one item.
+    fn rows_per_item(&self, kv: usize) -> usize {
+        let per_image = threads().div_ceil(self.b.max(1));
+        self.rows_per_chunk(kv)
+            .min(self.ho.div_ceil(per_image))
+            .max(1)
     }
 }
 
+/// Threads the kernels spread their work items over.
+fn threads() -> usize {
+    rayon::current_num_threads().max(1)
+}
+
+/// A raw output pointer shared by work items that write disjoint parts of one buffer.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: every use writes a region no other work item touches (see each call site).
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
 /// `dst[m, n] (+)= lhs[m, k] * rhs[k, n]`, each matrix given by (pointer, row stride, column
-/// stride).
+/// stride). Single-threaded: the callers run many of these at once, one per work item,
+/// which on 2 cores beats splitting each product across threads (no barrier per product,
+/// each thread packs and reuses its own blocks).
 #[allow(clippy::too_many_arguments)]
 fn matmul(
     m: usize,
@@ -186,7 +206,7 @@ fn matmul(
             false,
             false,
             false,
-            parallelism(),
+            gemm::Parallelism::None,
         )
     }
 }
@@ -207,237 +227,274 @@ fn weight_matrix<'a>(g: &Geom, w: &'a [f32], taps: &[(usize, usize)]) -> Cow<'a,
     Cow::Owned(out)
 }
 
-/// Fills `col [Cin * taps, (r1 - r0) * Wo]` from one image `x [Cin, H, W]`, output rows
-/// `r0..r1`.
+/// Fills `col [C * taps, (r1 - r0) * Wo]` from the planes `x [C, H, W]` (any number `C` of
+/// input channels), output rows `r0..r1`.
 fn im2col(g: &Geom, x: &[f32], taps: &[(usize, usize)], r0: usize, r1: usize, col: &mut [f32]) {
     let n = (r1 - r0) * g.wo;
     let s = g.p.stride;
-    col.par_chunks_mut(taps.len() * n)
-        .enumerate()
-        .for_each(|(ci, rows)| {
-            let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
-            for (row, &(kh, kw)) in rows.chunks_mut(n).zip(taps) {
-                let (oy, ox) = (g.off(kh), g.off(kw));
-                let (y0, y1) = g.valid(oy, g.h, g.ho);
-                let (x0, x1) = g.valid(ox, g.w, g.wo);
-                for (r, dst) in (r0..r1).zip(row.chunks_mut(g.wo)) {
-                    if r < y0 || r >= y1 || x0 >= x1 {
-                        dst.fill(0.0);
-                        continue;
-                    }
-                    let iy = (r * s) as isize + oy;
-                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    dst[..x0].fill(0.0);
-                    dst[x1..].fill(0.0);
-                    let ix0 = ((x0 * s) as isize + ox) as usize;
-                    if s == 1 {
-                        dst[x0..x1].copy_from_slice(&src[ix0..ix0 + x1 - x0]);
-                    } else {
-                        for (d, v) in dst[x0..x1].iter_mut().zip(src[ix0..].iter().step_by(s)) {
-                            *d = *v;
-                        }
+    for (plane, rows) in x.chunks(g.h * g.w).zip(col.chunks_mut(taps.len() * n)) {
+        for (row, &(kh, kw)) in rows.chunks_mut(n).zip(taps) {
+            let (oy, ox) = (g.off(kh), g.off(kw));
+            let (y0, y1) = g.valid(oy, g.h, g.ho);
+            let (x0, x1) = g.valid(ox, g.w, g.wo);
+            for (r, dst) in (r0..r1).zip(row.chunks_mut(g.wo)) {
+                if r < y0 || r >= y1 || x0 >= x1 {
+                    dst.fill(0.0);
+                    continue;
+                }
+                let iy = (r * s) as isize + oy;
+                let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                dst[..x0].fill(0.0);
+                dst[x1..].fill(0.0);
+                let ix0 = ((x0 * s) as isize + ox) as usize;
+                if s == 1 {
+                    dst[x0..x1].copy_from_slice(&src[ix0..ix0 + x1 - x0]);
+                } else {
+                    for (d, v) in dst[x0..x1].iter_mut().zip(src[ix0..].iter().step_by(s)) {
+                        *d = *v;
                     }
                 }
             }
-        });
+        }
+    }
 }
 
-/// Adds `col [Cin * taps, (r1 - r0) * Wo]` back into the image gradient `dx [Cin, H, W]`.
+/// Adds `col [C * taps, (r1 - r0) * Wo]` back into the gradient planes `dx [C, H, W]`.
 fn col2im(g: &Geom, col: &[f32], taps: &[(usize, usize)], r0: usize, r1: usize, dx: &mut [f32]) {
     let n = (r1 - r0) * g.wo;
     let s = g.p.stride;
-    dx.par_chunks_mut(g.h * g.w)
-        .zip(col.par_chunks(taps.len() * n))
-        .for_each(|(plane, rows)| {
-            for (row, &(kh, kw)) in rows.chunks(n).zip(taps) {
-                let (oy, ox) = (g.off(kh), g.off(kw));
-                let (y0, y1) = g.valid(oy, g.h, g.ho);
-                let (x0, x1) = g.valid(ox, g.w, g.wo);
-                if x0 >= x1 {
+    for (plane, rows) in dx.chunks_mut(g.h * g.w).zip(col.chunks(taps.len() * n)) {
+        for (row, &(kh, kw)) in rows.chunks(n).zip(taps) {
+            let (oy, ox) = (g.off(kh), g.off(kw));
+            let (y0, y1) = g.valid(oy, g.h, g.ho);
+            let (x0, x1) = g.valid(ox, g.w, g.wo);
+            if x0 >= x1 {
+                continue;
+            }
+            for (r, src) in (r0..r1).zip(row.chunks(g.wo)) {
+                if r < y0 || r >= y1 {
                     continue;
                 }
-                for (r, src) in (r0..r1).zip(row.chunks(g.wo)) {
-                    if r < y0 || r >= y1 {
-                        continue;
+                let iy = ((r * s) as isize + oy) as usize;
+                let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
+                let ix0 = ((x0 * s) as isize + ox) as usize;
+                if s == 1 {
+                    for (d, v) in dst[ix0..ix0 + x1 - x0].iter_mut().zip(&src[x0..x1]) {
+                        *d += *v;
                     }
-                    let iy = ((r * s) as isize + oy) as usize;
-                    let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
-                    let ix0 = ((x0 * s) as isize + ox) as usize;
-                    if s == 1 {
-                        for (d, v) in dst[ix0..ix0 + x1 - x0].iter_mut().zip(&src[x0..x1]) {
-                            *d += *v;
-                        }
-                    } else {
-                        for (d, v) in dst[ix0..].iter_mut().step_by(s).zip(&src[x0..x1]) {
-                            *d += *v;
-                        }
+                } else {
+                    for (d, v) in dst[ix0..].iter_mut().step_by(s).zip(&src[x0..x1]) {
+                        *d += *v;
                     }
                 }
             }
-        });
+        }
+    }
 }
 
-/// The forward pass on contiguous f32 slices.
+/// Bias and ReLU on the `n` outputs starting at `ob` of every output channel (row stride
+/// `hw`), while they are still in cache.
+///
+/// # Safety
+/// `ob + co * hw .. + n` must be valid and owned by the caller for every channel `co`.
+unsafe fn epilogue(
+    ob: *mut f32,
+    cout: usize,
+    hw: usize,
+    n: usize,
+    bias: Option<&[f32]>,
+    relu: bool,
+) {
+    if bias.is_none() && !relu {
+        return;
+    }
+    for co in 0..cout {
+        let row = std::slice::from_raw_parts_mut(ob.add(co * hw), n);
+        let b = bias.map_or(0.0, |b| b[co]);
+        if relu {
+            for v in row {
+                *v = (*v + b).max(0.0);
+            }
+        } else {
+            for v in row {
+                *v += b;
+            }
+        }
+    }
+}
+
+/// The forward pass on contiguous f32 slices. Work items are (image, block of output rows),
+/// run in parallel, each with its own im2col buffer and a single-threaded product.
 fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
     let hw = g.ho * g.wo;
     let mut out = vec![0f32; g.b * g.cout * hw];
-    if let Some(bias) = bias {
-        out.par_chunks_mut(hw)
-            .enumerate()
-            .for_each(|(i, row)| row.fill(bias[i % g.cout]));
-    }
-    let acc = bias.is_some();
     let taps = g.taps();
+    if taps.is_empty() {
+        // Every tap reads padding: the output is the bias (then ReLU).
+        if let Some(bias) = bias {
+            for (i, row) in out.chunks_mut(hw).enumerate() {
+                row.fill(if relu {
+                    bias[i % g.cout].max(0.0)
+                } else {
+                    bias[i % g.cout]
+                });
+            }
+        }
+        return out;
+    }
     let kv = g.cin * taps.len();
     let wm = weight_matrix(g, w, &taps);
-    let chunk = g.rows_per_chunk(kv);
-    let mut col = Vec::new();
-    for bi in 0..g.b {
-        let xb = &x[bi * g.cin * g.h * g.w..(bi + 1) * g.cin * g.h * g.w];
-        let ob = &mut out[bi * g.cout * hw..(bi + 1) * g.cout * hw];
-        if g.pointwise() {
-            matmul(
-                g.cout,
-                hw,
-                kv,
-                (ob.as_mut_ptr(), hw, 1),
-                acc,
-                (wm.as_ptr(), kv, 1),
-                (xb.as_ptr(), hw, 1),
-            );
-            continue;
-        }
-        if taps.is_empty() {
-            continue;
-        }
-        let mut r0 = 0;
-        while r0 < g.ho {
-            let r1 = (r0 + chunk).min(g.ho);
+    let rows = g.rows_per_item(kv);
+    let nch = g.ho.div_ceil(rows);
+    let dst = Out(out.as_mut_ptr());
+    (0..g.b * nch)
+        .into_par_iter()
+        .for_each_init(Vec::new, |col: &mut Vec<f32>, item| {
+            let (bi, c) = (item / nch, item % nch);
+            let (r0, r1) = (c * rows, ((c + 1) * rows).min(g.ho));
             let n = (r1 - r0) * g.wo;
-            col.resize(kv * n, 0.0);
-            im2col(g, xb, &taps, r0, r1, &mut col[..kv * n]);
-            matmul(
-                g.cout,
-                n,
-                kv,
-                (ob[r0 * g.wo..].as_mut_ptr(), hw, 1),
-                acc,
-                (wm.as_ptr(), kv, 1),
-                (col.as_ptr(), n, 1),
-            );
-            r0 = r1;
-        }
-    }
-    if relu {
-        out.par_chunks_mut(1 << 14).for_each(|c| {
-            for v in c {
-                *v = v.max(0.0);
+            let xb = &x[bi * g.cin * g.h * g.w..(bi + 1) * g.cin * g.h * g.w];
+            let rhs = if g.pointwise() {
+                (xb[r0 * g.wo..].as_ptr(), hw, 1)
+            } else {
+                col.resize(kv * n, 0.0);
+                im2col(g, xb, &taps, r0, r1, &mut col[..kv * n]);
+                (col.as_ptr(), n, 1)
+            };
+            let d = dst;
+            // SAFETY: this item alone writes columns r0 * Wo .. r1 * Wo of image bi's output
+            // channels, all inside `out`.
+            unsafe {
+                let ob = d.0.add(bi * g.cout * hw + r0 * g.wo);
+                matmul(g.cout, n, kv, (ob, hw, 1), false, (wm.as_ptr(), kv, 1), rhs);
+                epilogue(ob, g.cout, hw, n, bias, relu);
             }
         });
-    }
     out
 }
 
-/// `dx [B, Cin, H, W]` from `dy [B, Cout, Ho, Wo]` and `w`.
+/// `dx [B, Cin, H, W]` from `dy [B, Cout, Ho, Wo]` and `w`. Work items are (image, group of
+/// input channels): their `col2im` writes touch disjoint gradient planes.
 fn input_grad(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let hw = g.ho * g.wo;
-    let plane = g.cin * g.h * g.w;
-    let mut dx = vec![0f32; g.b * plane];
+    let plane = g.h * g.w;
+    let mut dx = vec![0f32; g.b * g.cin * plane];
     let taps = g.taps();
-    let kv = g.cin * taps.len();
+    let nt = taps.len();
     if taps.is_empty() {
         return dx;
     }
+    let kv = g.cin * nt;
     let wm = weight_matrix(g, w, &taps);
-    let chunk = g.rows_per_chunk(kv);
-    let mut col = Vec::new();
-    for bi in 0..g.b {
-        let dyb = &dy[bi * g.cout * hw..(bi + 1) * g.cout * hw];
-        let dxb = &mut dx[bi * plane..(bi + 1) * plane];
-        if g.pointwise() {
-            // dx = W^T dy
-            matmul(
-                kv,
-                hw,
-                g.cout,
-                (dxb.as_mut_ptr(), hw, 1),
-                false,
-                (wm.as_ptr(), 1, kv),
-                (dyb.as_ptr(), hw, 1),
-            );
-            continue;
-        }
-        let mut r0 = 0;
-        while r0 < g.ho {
-            let r1 = (r0 + chunk).min(g.ho);
-            let n = (r1 - r0) * g.wo;
-            col.resize(kv * n, 0.0);
-            matmul(
-                kv,
-                n,
-                g.cout,
-                (col.as_mut_ptr(), n, 1),
-                false,
-                (wm.as_ptr(), 1, kv),
-                (dyb[r0 * g.wo..].as_ptr(), hw, 1),
-            );
-            col2im(g, &col[..kv * n], &taps, r0, r1, dxb);
-            r0 = r1;
-        }
-    }
+    let groups = threads().div_ceil(g.b).clamp(1, g.cin);
+    let cpg = g.cin.div_ceil(groups);
+    let groups = g.cin.div_ceil(cpg);
+    let rows = g.rows_per_chunk(cpg * nt);
+    let dst = Out(dx.as_mut_ptr());
+    (0..g.b * groups)
+        .into_par_iter()
+        .for_each_init(Vec::new, |col: &mut Vec<f32>, item| {
+            let (bi, gi) = (item / groups, item % groups);
+            let (c0, c1) = (gi * cpg, ((gi + 1) * cpg).min(g.cin));
+            let m = (c1 - c0) * nt;
+            let dyb = &dy[bi * g.cout * hw..(bi + 1) * g.cout * hw];
+            // W^T restricted to the rows of channels c0..c1: [m, Cout].
+            let lhs = (wm[c0 * nt..].as_ptr(), 1, kv);
+            let d = dst;
+            // SAFETY: this item alone writes the planes c0..c1 of image bi.
+            let dxb = unsafe {
+                std::slice::from_raw_parts_mut(
+                    d.0.add((bi * g.cin + c0) * plane),
+                    (c1 - c0) * plane,
+                )
+            };
+            if g.pointwise() {
+                matmul(
+                    m,
+                    hw,
+                    g.cout,
+                    (dxb.as_mut_ptr(), hw, 1),
+                    false,
+                    lhs,
+                    (dyb.as_ptr(), hw, 1),
+                );
+                return;
+            }
+            let mut r0 = 0;
+            while r0 < g.ho {
+                let r1 = (r0 + rows).min(g.ho);
+                let n = (r1 - r0) * g.wo;
+                col.resize(m * n, 0.0);
+                matmul(
+                    m,
+                    n,
+                    g.cout,
+                    (col.as_mut_ptr(), n, 1),
+                    false,
+                    lhs,
+                    (dyb[r0 * g.wo..].as_ptr(), hw, 1),
+                );
+                col2im(g, &col[..m * n], &taps, r0, r1, dxb);
+                r0 = r1;
+            }
+        });
     dx
 }
 
-/// `dw [Cout, Cin, k, k]` from `x` and `dy`.
+/// `dw [Cout, Cin, k, k]` from `x` and `dy`. Work items are (image, block of output rows);
+/// each thread sums its items' products into its own accumulator, then the accumulators
+/// are added.
 fn weight_grad(g: &Geom, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let hw = g.ho * g.wo;
     let plane = g.cin * g.h * g.w;
     let taps = g.taps();
     let kv = g.cin * taps.len();
     let kk = g.k * g.k;
-    let mut dwm = vec![0f32; g.cout * kv];
-    let chunk = g.rows_per_chunk(kv);
-    let mut col = Vec::new();
-    let mut first = true;
-    for bi in 0..g.b {
-        let xb = &x[bi * plane..(bi + 1) * plane];
-        let dyb = &dy[bi * g.cout * hw..(bi + 1) * g.cout * hw];
-        if g.pointwise() {
-            // dW += dy x^T
-            matmul(
-                g.cout,
-                kv,
-                hw,
-                (dwm.as_mut_ptr(), kv, 1),
-                !first,
-                (dyb.as_ptr(), hw, 1),
-                (xb.as_ptr(), 1, hw),
-            );
-            first = false;
-            continue;
-        }
-        if taps.is_empty() {
-            break;
-        }
-        let mut r0 = 0;
-        while r0 < g.ho {
-            let r1 = (r0 + chunk).min(g.ho);
-            let n = (r1 - r0) * g.wo;
-            col.resize(kv * n, 0.0);
-            im2col(g, xb, &taps, r0, r1, &mut col[..kv * n]);
-            matmul(
-                g.cout,
-                kv,
-                n,
-                (dwm.as_mut_ptr(), kv, 1),
-                !first,
-                (dyb[r0 * g.wo..].as_ptr(), hw, 1),
-                (col.as_ptr(), 1, n),
-            );
-            first = false;
-            r0 = r1;
-        }
+    if taps.is_empty() {
+        return vec![0f32; g.cout * g.cin * kk];
     }
+    let rows = g.rows_per_item(kv);
+    let nch = g.ho.div_ceil(rows);
+    let items = g.b * nch;
+    let dwm = (0..items)
+        .into_par_iter()
+        .with_min_len(items.div_ceil(threads()))
+        .fold(
+            || (vec![0f32; g.cout * kv], Vec::new()),
+            |(mut acc, mut col): (Vec<f32>, Vec<f32>), item| {
+                let (bi, c) = (item / nch, item % nch);
+                let (r0, r1) = (c * rows, ((c + 1) * rows).min(g.ho));
+                let n = (r1 - r0) * g.wo;
+                let xb = &x[bi * plane..(bi + 1) * plane];
+                let dyb = &dy[bi * g.cout * hw + r0 * g.wo..];
+                // dW += dy col^T (for a pointwise conv col is the input itself)
+                let rhs = if g.pointwise() {
+                    (xb[r0 * g.wo..].as_ptr(), 1, hw)
+                } else {
+                    col.resize(kv * n, 0.0);
+                    im2col(g, xb, &taps, r0, r1, &mut col[..kv * n]);
+                    (col.as_ptr(), 1, n)
+                };
+                matmul(
+                    g.cout,
+                    kv,
+                    n,
+                    (acc.as_mut_ptr(), kv, 1),
+                    true,
+                    (dyb.as_ptr(), hw, 1),
+                    rhs,
+                );
+                (acc, col)
+            },
+        )
+        .map(|(acc, _)| acc)
+        .reduce_with(|mut a, b| {
+            for (x, y) in a.iter_mut().zip(&b) {
+                *x += *y;
+            }
+            a
+        })
+        .unwrap_or_else(|| vec![0f32; g.cout * kv]);
     if taps.len() == kk {
         return dwm;
     }
@@ -469,7 +526,7 @@ fn out_shape(g: &Geom) -> Shape {
 /// The ReLU mask applied to the incoming gradient.
 fn masked(grad: &Tensor, res: &Tensor, relu: bool) -> Result<Tensor> {
     if relu {
-        grad * res.gt(0f64)?.to_dtype(grad.dtype())?
+        super::fused::relu_grad(grad, res)
     } else {
         Ok(grad.clone())
     }

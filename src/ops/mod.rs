@@ -5,12 +5,14 @@
 
 mod batchnorm;
 mod conv;
+mod fused;
 mod pool;
 mod resize;
 mod shift;
 
 pub use batchnorm::{batch_norm_train, BatchStats};
 pub use conv::{conv2d, ConvParams};
+pub use fused::{add_relu, relu_grad};
 pub use pool::{max_pool_3x3_s2_p1, mean_pool};
 pub use resize::{bilinear_matrix, resize_bilinear, upsample_nearest};
 pub use shift::depthwise_conv3x3;
@@ -19,7 +21,7 @@ pub use shift::depthwise_conv3x3;
 pub(crate) mod gradcheck;
 
 /// True when `CSRANET_CANDLE_OPS` (a comma-separated list, read once) names `op` (`conv`,
-/// `bn`) or `all`: that op then runs as candle's own composition instead of this module's CPU
+/// `bn`, `fused`) or `all`: that op then runs as candle's own composition instead of this module's CPU
 /// kernel. For A/B measurements (`csranet bench`); results agree to float rounding.
 pub fn use_candle(op: &str) -> bool {
     static LIST: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();

@@ -5,7 +5,17 @@ use candle_core::{Result, Tensor};
 /// Exact for non-negative input (it follows a ReLU, so zero padding equals -inf padding).
 /// Built from 9 strided shifted views and `maximum`, all differentiable.
 /// `[B, C, H, W] -> [B, C, (H - 1) / 2 + 1, (W - 1) / 2 + 1]`
+///
+/// On the CPU in f32 one direct kernel ([`super::fused`]) computes it.
 pub fn max_pool_3x3_s2_p1(x: &Tensor) -> Result<Tensor> {
+    match super::fused::max_pool_3x3_s2_p1(x)? {
+        Some(y) => Ok(y),
+        None => composed_max_pool(x),
+    }
+}
+
+/// [`max_pool_3x3_s2_p1`] from candle's ops (any device and float type).
+pub(crate) fn composed_max_pool(x: &Tensor) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     let ho = (h - 1) / 2 + 1;
     let wo = (w - 1) / 2 + 1;
