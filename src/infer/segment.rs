@@ -4,6 +4,7 @@ use super::image::{regions_tensor, ImageView, Normalize};
 use super::postprocess::{instances_from_probs, Instance, PostprocessConfig};
 use crate::model::CsraNet;
 use candle_core::{bail, Result, Tensor};
+use rayon::prelude::*;
 
 /// Largest side `segment_tile` accepts; larger images go through `segment_image`.
 pub const MAX_TILE_SIDE: usize = 2048;
@@ -254,7 +255,14 @@ pub fn segment_image(
             (round_up(tw, m), round_up(th, m)),
             &opts.normalize,
         )?;
-        for (((xt, yt), r), p) in batch.iter().zip(&regions).zip(probs) {
+        // Instances of every tile of the batch, in parallel (the merge below is sequential
+        // and in tile order, so the result does not depend on the thread count).
+        let locals: Vec<_> = probs
+            .par_iter()
+            .zip(&regions)
+            .map(|(p, r)| instances_from_probs(p, c, r.2, r.3, &opts.post))
+            .collect();
+        for ((((xt, yt), r), p), local) in batch.iter().zip(&regions).zip(probs).zip(locals) {
             let (x0, y0, rw, rh) = *r;
             let (_, _, cx0, cx1) = *xt;
             let (_, _, cy0, cy1) = *yt;
@@ -274,7 +282,6 @@ pub fn segment_image(
                 }
             }
             // Instances owned by this tile.
-            let local = instances_from_probs(&p, c, rw, rh, &opts.post);
             let inner_left = x0 > 0;
             let inner_top = y0 > 0;
             let inner_right = x0 + rw < w;
