@@ -1,7 +1,7 @@
 //! Convolution, batch norm and linear layers with torchvision parameter names.
 
 use super::params::{Init, Pb};
-use crate::ops::{batch_norm_train, conv2d, ConvParams};
+use crate::ops::{batch_norm_train, conv2d, conv2d_scaled, ConvParams};
 use candle_core::{DType, Result, Tensor, Var, D};
 
 /// A parameter as an operand: itself in training, detached in eval mode. An eval-mode
@@ -156,6 +156,35 @@ impl BatchNorm {
         Ok((scale, shift))
     }
 
+    /// [`eval_affine`](Self::eval_affine) computed on the host, when every parameter is an
+    /// f32 tensor on the CPU (`None` otherwise): no candle ops.
+    pub fn eval_affine_f32(&self) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
+        let rm = self.running_mean.as_tensor();
+        let rv = self.running_var.as_tensor();
+        let all = [&self.weight, &self.bias, rm, rv];
+        if !all
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.rank() == 1)
+        {
+            return Ok(None);
+        }
+        let [w, b, m, v] = all.map(|t| t.to_vec1::<f32>());
+        let (w, b, m, v) = (w?, b?, m?, v?);
+        let eps = self.eps as f32;
+        let scale: Vec<f32> = w
+            .iter()
+            .zip(&v)
+            .map(|(w, v)| w / (v + eps).sqrt())
+            .collect();
+        let shift = b
+            .iter()
+            .zip(&m)
+            .zip(&scale)
+            .map(|((b, m), s)| b - m * s)
+            .collect();
+        Ok(Some((scale, shift)))
+    }
+
     /// `[B, C, H, W] -> [B, C, H, W]`. In training mode uses batch statistics and updates
     /// the running ones; with a single value per channel (batch 1 through a 1x1 map) it
     /// falls back to the running statistics, where PyTorch raises an error.
@@ -240,13 +269,21 @@ impl ConvBn {
     }
 
     /// In training: conv, batch norm with batch statistics, ReLU. In eval mode one fused
-    /// conv + bias (+ ReLU) with the batch norm folded into the weights, in the input's
-    /// float type, the weights constants ([`param`]).
+    /// pass, the weights constants ([`param`]): on the CPU in f32 the batch norm's scale and
+    /// shift are applied to the conv's output blocks ([`conv2d_scaled`]); elsewhere (or when
+    /// the input is tracked) they are folded into the weights, in the input's float type.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if train {
             return self
                 .bn
                 .forward_relu(&self.conv.forward(x)?, true, self.relu);
+        }
+        if let Some((scale, shift)) = self.bn.eval_affine_f32()? {
+            let w = param(&self.conv.weight, false);
+            let p = self.conv.params();
+            if let Some(y) = conv2d_scaled(x, &w, scale, shift, p, self.relu)? {
+                return Ok(y);
+            }
         }
         let (scale, shift) = self.bn.eval_affine()?;
         let dt = x.dtype();

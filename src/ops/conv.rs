@@ -70,6 +70,64 @@ pub fn conv2d(
     }
 }
 
+/// Eval-mode `relu?(scale[co] * conv2d(x, w)[co] + shift[co])`: a convolution followed by
+/// batch norm with running statistics, in one pass, the affine map applied to the output
+/// instead of folded into the weights (no per-call weight copy, no candle ops). No
+/// gradient: CPU f32 only, input and weight not tracked; `None` when that does not hold
+/// (the caller folds the map into the weights instead).
+pub fn conv2d_scaled(
+    x: &Tensor,
+    w: &Tensor,
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    p: ConvParams,
+    relu: bool,
+) -> Result<Option<Tensor>> {
+    let fast = x.device().is_cpu()
+        && x.dtype() == DType::F32
+        && w.dtype() == DType::F32
+        && !x.track_op()
+        && !w.track_op()
+        && !super::use_candle("conv");
+    if !fast {
+        return Ok(None);
+    }
+    let g = Geom::new(x.dims(), w.dims(), p)?;
+    if scale.len() != g.cout || shift.len() != g.cout {
+        candle_core::bail!(
+            "conv2d: {} scales and {} shifts for {} channels",
+            scale.len(),
+            shift.len(),
+            g.cout
+        )
+    }
+    x.contiguous()?
+        .apply_op2_no_bwd(
+            &w.contiguous()?,
+            &ConvScaledOp {
+                p,
+                relu,
+                scale,
+                shift,
+            },
+        )
+        .map(Some)
+}
+
+/// What the forward pass applies to each output block after its product.
+#[derive(Clone, Copy)]
+struct Epilogue<'a> {
+    scale: Option<&'a [f32]>,
+    bias: Option<&'a [f32]>,
+    relu: bool,
+}
+
+impl<'a> Epilogue<'a> {
+    fn new(scale: Option<&'a [f32]>, bias: Option<&'a [f32]>, relu: bool) -> Self {
+        Self { scale, bias, relu }
+    }
+}
+
 /// Geometry of one convolution.
 #[derive(Clone, Copy, Debug)]
 struct Geom {
@@ -257,6 +315,17 @@ fn im2col(g: &Geom, x: &[f32], taps: &[(usize, usize)], r0: usize, r1: usize, co
                 let ix0 = ((x0 * s) as isize + ox) as usize;
                 if s == 1 {
                     dst[x0..x1].copy_from_slice(&src[ix0..ix0 + x1 - x0]);
+                } else if s == 2 {
+                    // Even elements: pairs, which the compiler turns into vector shuffles.
+                    let n = x1 - x0;
+                    let src = &src[ix0..];
+                    let pairs = src.len().min(2 * n) / 2;
+                    for (d, p) in dst[x0..x0 + pairs].iter_mut().zip(src.chunks_exact(2)) {
+                        *d = p[0];
+                    }
+                    if pairs < n {
+                        dst[x0 + pairs] = src[2 * pairs];
+                    }
                 } else {
                     for (d, v) in dst[x0..x1].iter_mut().zip(src[ix0..].iter().step_by(s)) {
                         *d = *v;
@@ -300,26 +369,31 @@ fn col2im(g: &Geom, col: &[f32], taps: &[(usize, usize)], r0: usize, r1: usize, 
     }
 }
 
-/// Bias and ReLU on the `n` outputs starting at `ob` of every output channel (row stride
-/// `hw`), while they are still in cache.
+/// Per-channel scale, bias and ReLU on the `n` outputs starting at `ob` of every output
+/// channel (row stride `hw`), while they are still in cache.
 ///
 /// # Safety
 /// `ob + co * hw .. + n` must be valid and owned by the caller for every channel `co`.
-unsafe fn epilogue(
-    ob: *mut f32,
-    cout: usize,
-    hw: usize,
-    n: usize,
-    bias: Option<&[f32]>,
-    relu: bool,
-) {
-    if bias.is_none() && !relu {
+unsafe fn epilogue(ob: *mut f32, cout: usize, hw: usize, n: usize, e: Epilogue) {
+    let Epilogue { scale, bias, relu } = e;
+    if scale.is_none() && bias.is_none() && !relu {
         return;
     }
     for co in 0..cout {
         let row = std::slice::from_raw_parts_mut(ob.add(co * hw), n);
         let b = bias.map_or(0.0, |b| b[co]);
-        if relu {
+        if let Some(scale) = scale {
+            let s = scale[co];
+            if relu {
+                for v in row {
+                    *v = (*v * s + b).max(0.0);
+                }
+            } else {
+                for v in row {
+                    *v = *v * s + b;
+                }
+            }
+        } else if relu {
             for v in row {
                 *v = (*v + b).max(0.0);
             }
@@ -333,7 +407,8 @@ unsafe fn epilogue(
 
 /// The forward pass on contiguous f32 slices. Work items are (image, block of output rows),
 /// run in parallel, each with its own im2col buffer and a single-threaded product.
-fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+fn forward(g: &Geom, x: &[f32], w: &[f32], e: Epilogue) -> Vec<f32> {
+    let Epilogue { bias, relu, .. } = e;
     let hw = g.ho * g.wo;
     let mut out = vec![0f32; g.b * g.cout * hw];
     let taps = g.taps();
@@ -375,7 +450,7 @@ fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> 
             unsafe {
                 let ob = d.0.add(bi * g.cout * hw + r0 * g.wo);
                 matmul(g.cout, n, kv, (ob, hw, 1), false, (wm.as_ptr(), kv, 1), rhs);
-                epilogue(ob, g.cout, hw, n, bias, relu);
+                epilogue(ob, g.cout, hw, n, e);
             }
         });
     out
@@ -593,7 +668,7 @@ impl CustomOp2 for ConvOp {
         let x = f32_slice(s1, l1, "input")?;
         let w = f32_slice(s2, l2, "weight")?;
         Ok((
-            CpuStorage::F32(forward(&g, x, w, None, self.relu)),
+            CpuStorage::F32(forward(&g, x, w, Epilogue::new(None, None, self.relu))),
             out_shape(&g),
         ))
     }
@@ -638,7 +713,7 @@ impl CustomOp3 for ConvBiasOp {
             )
         }
         Ok((
-            CpuStorage::F32(forward(&g, x, w, Some(b), self.relu)),
+            CpuStorage::F32(forward(&g, x, w, Epilogue::new(None, Some(b), self.relu))),
             out_shape(&g),
         ))
     }
@@ -658,6 +733,32 @@ impl CustomOp3 for ConvBiasOp {
             None
         };
         Ok((dx, dw, db))
+    }
+}
+
+struct ConvScaledOp {
+    p: ConvParams,
+    relu: bool,
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+}
+
+impl CustomOp2 for ConvScaledOp {
+    fn name(&self) -> &'static str {
+        "csranet-conv2d-scaled"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1.dims(), l2.dims(), self.p)?;
+        let x = f32_slice(s1, l1, "input")?;
+        let w = f32_slice(s2, l2, "weight")?;
+        let e = Epilogue::new(Some(&self.scale), Some(&self.shift), self.relu);
+        Ok((CpuStorage::F32(forward(&g, x, w, e)), out_shape(&g)))
     }
 }
 
@@ -852,6 +953,62 @@ mod tests {
     }
 
     #[test]
+    fn scaled_conv_equals_folded_weights() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1., (2, 5, 13, 13), &dev)?;
+        let w = Tensor::randn(0f32, 1., (6, 5, 3, 3), &dev)?;
+        let scale: Vec<f32> = (0..6).map(|i| 0.5 + i as f32 * 0.3).collect();
+        let shift: Vec<f32> = (0..6).map(|i| i as f32 * 0.2 - 0.5).collect();
+        for (p, relu) in [
+            (
+                ConvParams {
+                    stride: 1,
+                    padding: 1,
+                    dilation: 1,
+                },
+                true,
+            ),
+            (
+                ConvParams {
+                    stride: 2,
+                    padding: 1,
+                    dilation: 1,
+                },
+                false,
+            ),
+            (
+                ConvParams {
+                    stride: 1,
+                    padding: 12,
+                    dilation: 12,
+                },
+                true,
+            ),
+        ] {
+            let ours = conv2d_scaled(&x, &w, scale.clone(), shift.clone(), p, relu)?
+                .expect("cpu f32 untracked");
+            let folded =
+                w.broadcast_mul(&Tensor::new(scale.as_slice(), &dev)?.reshape((6, 1, 1, 1))?)?;
+            let b = Tensor::new(shift.as_slice(), &dev)?;
+            let theirs = reference(&x, &folded, Some(&b), p, relu)?;
+            let d = max_diff(&ours, &theirs)?;
+            assert!(d < 1e-4, "{p:?}: {d}");
+        }
+        // A tracked input needs the differentiable path.
+        let xv = Var::from_tensor(&x)?;
+        let p = ConvParams {
+            stride: 1,
+            padding: 1,
+            dilation: 1,
+        };
+        assert!(
+            conv2d_scaled(xv.as_tensor(), &w, scale.clone(), shift.clone(), p, true)?.is_none()
+        );
+        assert!(conv2d_scaled(&x, &w, vec![1.0; 5], shift, p, true).is_err());
+        Ok(())
+    }
+
+    #[test]
     fn untracked_input_gets_no_gradient_and_small_chunks_agree() -> Result<()> {
         let dev = Device::Cpu;
         let x = Tensor::randn(0f32, 1., (1, 3, 11, 11), &dev)?;
@@ -869,7 +1026,7 @@ mod tests {
         let geom = Geom::new(x.dims(), wt.dims(), p)?;
         let xs = x.flatten_all()?.to_vec1::<f32>()?;
         let ws = wt.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-        let whole = forward(&geom, &xs, &ws, None, false);
+        let whole = forward(&geom, &xs, &ws, Epilogue::new(None, None, false));
         let taps = geom.taps();
         let kv = geom.cin * taps.len();
         let mut rows = vec![0f32; geom.cout * geom.ho * geom.wo];

@@ -11,7 +11,7 @@ mod resize;
 mod shift;
 
 pub use batchnorm::{batch_norm_train, BatchStats};
-pub use conv::{conv2d, ConvParams};
+pub use conv::{conv2d, conv2d_scaled, ConvParams};
 pub use fused::{add_relu, relu_grad};
 pub use pool::{max_pool_3x3_s2_p1, mean_pool};
 pub use resize::{bilinear_matrix, resize_bilinear, upsample_nearest};
