@@ -4,7 +4,7 @@
 # PyTorch row (so both see the same load); then how segment_image scales with image size, with
 # a whole-slide estimate.
 #
-#   tools/bench/compare.sh                  # 2 threads, CPU, the full table (about 20 min on 2 cores)
+#   tools/bench/compare.sh                  # 2 threads, CPU, the full table (9-13 min on 2 cores)
 #   THREADS=4 tools/bench/compare.sh
 #   QUICK=1 tools/bench/compare.sh          # tiny sizes and one iteration: checks the harness
 #   DEVICE=cuda PYTHON=python3 CSRANET_BIN=... tools/bench/compare.sh   # see tools/device/bench.sh
@@ -24,6 +24,7 @@ scale=${SCALE:-1024,2048,4096,8192}
 presets=${PRESETS:-lite,paper}
 rows=${ROWS:-forward,image,train-sup,train-swc}
 out=${OUT:-/tmp}
+mkdir -p "$out"
 if [ ! -x "$bin" ]; then cargo build --release --bin csranet; fi
 size=256 image=2048 tb=2 warm=1 status=0
 if [ -n "${QUICK:-}" ]; then

@@ -18,6 +18,7 @@
 set -uo pipefail
 iters=${1:-10}
 out=${OUT:-/tmp}
+mkdir -p "$out"
 status=0
 if [ -n "${DEVICE_BENCH_CPU:-}" ]; then
   dev=cpu py=${PYTHON:-.venv/bin/python} bin=${CSRANET_BIN:-target/release/csranet}
