@@ -14,7 +14,8 @@
 //!
 //! Other devices and dtypes use the composed version in `model::layers`.
 
-use candle_core::{backend::BackendStorage, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use super::f32_slice;
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
 
@@ -55,16 +56,6 @@ pub fn batch_norm_train(
 /// Planes of channel `c`: `(b * C + c) * hw ..` for every `b`.
 fn planes(b: usize, c: usize, ch: usize, hw: usize) -> impl Iterator<Item = usize> {
     (0..b).map(move |bi| (bi * ch + c) * hw)
-}
-
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        candle_core::bail!("batch norm: {what} must be f32, got {:?}", s.dtype())
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("batch norm: {what} must be contiguous"),
-    }
 }
 
 fn dims(l: &Layout) -> Result<(usize, usize, usize)> {
@@ -108,9 +99,9 @@ impl CustomOp3 for BnOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, "input")?;
-        let gamma = f32_slice(s2, l2, "weight")?;
-        let beta = f32_slice(s3, l3, "bias")?;
+        let x = f32_slice(s1, l1, "batch norm: input")?;
+        let gamma = f32_slice(s2, l2, "batch norm: weight")?;
+        let beta = f32_slice(s3, l3, "batch norm: bias")?;
         let (b, ch, hw) = dims(l1)?;
         if gamma.len() != ch || beta.len() != ch {
             candle_core::bail!("batch norm: {ch} channels, {} weights", gamma.len())
@@ -227,10 +218,10 @@ impl CustomOp3 for BnBwdOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let dy = f32_slice(s1, l1, "gradient")?;
-        let x = f32_slice(s2, l2, "input")?;
+        let dy = f32_slice(s1, l1, "batch norm: gradient")?;
+        let x = f32_slice(s2, l2, "batch norm: input")?;
         let (b, ch, hw) = dims(l2)?;
-        let y = f32_slice(s3, l3, "output")?;
+        let y = f32_slice(s3, l3, "batch norm: output")?;
         let gamma = &self.gamma;
         if dy.len() != x.len() || y.len() != x.len() || gamma.len() != ch {
             candle_core::bail!("batch norm backward: inconsistent sizes")

@@ -22,9 +22,8 @@
 //!
 //! Other devices and dtypes use candle's `conv2d` (same results to float rounding).
 
-use candle_core::{
-    backend::BackendStorage, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor,
-};
+use super::f32_slice;
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::borrow::Cow;
 
@@ -592,16 +591,6 @@ fn weight_grad(g: &Geom, x: &[f32], dy: &[f32]) -> Vec<f32> {
     dw
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        candle_core::bail!("conv2d: {what} must be f32, got {:?}", s.dtype())
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("conv2d: {what} must be contiguous"),
-    }
-}
-
 fn out_shape(g: &Geom) -> Shape {
     Shape::from((g.b, g.cout, g.ho, g.wo))
 }
@@ -665,8 +654,8 @@ impl CustomOp2 for ConvOp {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = Geom::new(l1.dims(), l2.dims(), self.p)?;
-        let x = f32_slice(s1, l1, "input")?;
-        let w = f32_slice(s2, l2, "weight")?;
+        let x = f32_slice(s1, l1, "conv2d: input")?;
+        let w = f32_slice(s2, l2, "conv2d: weight")?;
         Ok((
             CpuStorage::F32(forward(&g, x, w, Epilogue::new(None, None, self.relu))),
             out_shape(&g),
@@ -702,9 +691,9 @@ impl CustomOp3 for ConvBiasOp {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = Geom::new(l1.dims(), l2.dims(), self.p)?;
-        let x = f32_slice(s1, l1, "input")?;
-        let w = f32_slice(s2, l2, "weight")?;
-        let b = f32_slice(s3, l3, "bias")?;
+        let x = f32_slice(s1, l1, "conv2d: input")?;
+        let w = f32_slice(s2, l2, "conv2d: weight")?;
+        let b = f32_slice(s3, l3, "conv2d: bias")?;
         if b.len() != g.cout {
             candle_core::bail!(
                 "conv2d: bias has {} values for {} channels",
@@ -755,8 +744,8 @@ impl CustomOp2 for ConvScaledOp {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = Geom::new(l1.dims(), l2.dims(), self.p)?;
-        let x = f32_slice(s1, l1, "input")?;
-        let w = f32_slice(s2, l2, "weight")?;
+        let x = f32_slice(s1, l1, "conv2d: input")?;
+        let w = f32_slice(s2, l2, "conv2d: weight")?;
         let e = Epilogue::new(Some(&self.scale), Some(&self.shift), self.relu);
         Ok((CpuStorage::F32(forward(&g, x, w, e)), out_shape(&g)))
     }
@@ -783,8 +772,8 @@ impl CustomOp2 for InputGradOp {
         if l1.dims() != [g.b, g.cout, g.ho, g.wo] {
             candle_core::bail!("conv2d backward: gradient shape {:?}", l1.dims())
         }
-        let dy = f32_slice(s1, l1, "gradient")?;
-        let wt = f32_slice(s2, l2, "weight")?;
+        let dy = f32_slice(s1, l1, "conv2d: gradient")?;
+        let wt = f32_slice(s2, l2, "conv2d: weight")?;
         Ok((
             CpuStorage::F32(input_grad(&g, dy, wt)),
             Shape::from(self.x_dims),
@@ -813,8 +802,8 @@ impl CustomOp2 for WeightGradOp {
         if l2.dims() != [g.b, g.cout, g.ho, g.wo] {
             candle_core::bail!("conv2d backward: gradient shape {:?}", l2.dims())
         }
-        let x = f32_slice(s1, l1, "input")?;
-        let dy = f32_slice(s2, l2, "gradient")?;
+        let x = f32_slice(s1, l1, "conv2d: input")?;
+        let dy = f32_slice(s2, l2, "conv2d: gradient")?;
         Ok((
             CpuStorage::F32(weight_grad(&g, x, dy)),
             Shape::from(self.w_dims),

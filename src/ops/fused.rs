@@ -5,9 +5,8 @@
 //! Each has its own backward and falls back to candle's composition on other devices and
 //! float types (and when `CSRANET_CANDLE_OPS` names `fused`); tests compare the two.
 
-use candle_core::{
-    backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor,
-};
+use super::f32_slice;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Elements per parallel chunk of the element-wise kernels.
@@ -19,14 +18,17 @@ fn fast(ts: &[&Tensor]) -> bool {
         && !super::use_candle("fused")
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        candle_core::bail!("{what} must be f32, got {:?}", s.dtype())
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("{what} must be contiguous"),
-    }
+/// `f(a[i], b[i])` for two slices of one length, in parallel chunks.
+fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; a.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+        .for_each(|(o, (a, b))| {
+            for ((o, a), b) in o.iter_mut().zip(a).zip(b) {
+                *o = f(*a, *b);
+            }
+        });
+    out
 }
 
 /// `relu(a + b)` for two tensors of one shape, differentiable in both.
@@ -60,16 +62,9 @@ impl CustomOp2 for AddRelu {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let a = slice(s1, l1, "add_relu: lhs")?;
-        let b = slice(s2, l2, "add_relu: rhs")?;
-        let mut out = vec![0f32; a.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-            .for_each(|(o, (a, b))| {
-                for ((o, a), b) in o.iter_mut().zip(a).zip(b) {
-                    *o = (a + b).max(0.0);
-                }
-            });
+        let a = f32_slice(s1, l1, "add_relu: lhs")?;
+        let b = f32_slice(s2, l2, "add_relu: rhs")?;
+        let out = zip_map(a, b, |a, b| (a + b).max(0.0));
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
     fn bwd(
@@ -97,16 +92,9 @@ impl CustomOp2 for ReluGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = slice(s1, l1, "relu_grad: gradient")?;
-        let y = slice(s2, l2, "relu_grad: output")?;
-        let mut out = vec![0f32; g.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
-            .for_each(|(o, (g, y))| {
-                for ((o, g), y) in o.iter_mut().zip(g).zip(y) {
-                    *o = if *y > 0.0 { *g } else { 0.0 };
-                }
-            });
+        let g = f32_slice(s1, l1, "relu_grad: gradient")?;
+        let y = f32_slice(s2, l2, "relu_grad: output")?;
+        let out = zip_map(g, y, |g, y| if y > 0.0 { g } else { 0.0 });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -149,7 +137,7 @@ impl CustomOp1 for MaxPool {
         "csranet-maxpool-3x3-s2"
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = slice(s, l, "max_pool: input")?;
+        let x = f32_slice(s, l, "max_pool: input")?;
         let (b, c, h, w) = l.shape().dims4()?;
         let (ho, wo) = (pooled(h), pooled(w));
         let mut out = vec![0f32; b * c * ho * wo];
@@ -183,8 +171,8 @@ impl CustomOp2 for MaxPoolGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = slice(s1, l1, "max_pool grad: input")?;
-        let g = slice(s2, l2, "max_pool grad: gradient")?;
+        let x = f32_slice(s1, l1, "max_pool grad: input")?;
+        let g = f32_slice(s2, l2, "max_pool grad: gradient")?;
         let (b, c, h, w) = l1.shape().dims4()?;
         let (ho, wo) = (pooled(h), pooled(w));
         if l2.dims() != [b, c, ho, wo] {

@@ -35,3 +35,20 @@ pub fn use_candle(op: &str) -> bool {
     .iter()
     .any(|s| s == op || s == "all")
 }
+
+/// The contiguous f32 data of a CPU storage, for the custom ops' kernels; `what` names the
+/// op and operand in the error (`"conv2d: input"`).
+pub(crate) fn f32_slice<'a>(
+    s: &'a candle_core::CpuStorage,
+    l: &candle_core::Layout,
+    what: &str,
+) -> candle_core::Result<&'a [f32]> {
+    use candle_core::backend::BackendStorage;
+    let candle_core::CpuStorage::F32(v) = s else {
+        candle_core::bail!("{what} must be f32, got {:?}", s.dtype())
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle_core::bail!("{what} must be contiguous"),
+    }
+}
