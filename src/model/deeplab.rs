@@ -103,8 +103,9 @@ impl CsraNet {
 
     /// `[B, 3, H, W]` normalised image -> `[B, num_classes, H, W]` logits.
     ///
-    /// `train = false` is inference: batch norm uses its running statistics (folded into the
-    /// convolutions) and the weights are constants, so no autograd graph is kept through them
+    /// `train = false` is inference: batch norm uses its running statistics (applied inside
+    /// the convolutions, [`ConvBn`](super::layers::ConvBn)) and the weights are constants, so
+    /// no autograd graph is kept through them
     /// (like PyTorch's `inference_mode`; gradients with respect to a tracked input still flow).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         Ok(self.forward_parts(x, train)?.logits)

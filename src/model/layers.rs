@@ -4,15 +4,15 @@ use super::params::{Init, Pb};
 use crate::ops::{batch_norm_train, conv2d, conv2d_scaled, ConvParams};
 use candle_core::{DType, Result, Tensor, Var, D};
 
-/// A parameter as an operand: itself in training, detached in eval mode. An eval-mode
-/// forward thus records no autograd graph through the weights (PyTorch's `inference_mode`
-/// for them), so its activations are freed as soon as they are used; gradients with respect
-/// to a tracked input still flow.
-pub fn param(t: &Tensor, train: bool) -> Tensor {
+/// A parameter as an operand in float type `dt` (the input's: f16/bf16 inference): itself in
+/// training, detached in eval mode. An eval-mode forward thus records no autograd graph
+/// through the weights (PyTorch's `inference_mode` for them), so its activations are freed as
+/// soon as they are used; gradients with respect to a tracked input still flow.
+pub fn param(t: &Tensor, train: bool, dt: DType) -> Result<Tensor> {
     if train {
-        t.clone()
+        t.to_dtype(dt)
     } else {
-        t.detach()
+        t.detach().to_dtype(dt)
     }
 }
 
@@ -106,12 +106,12 @@ impl Conv {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let dt = x.dtype();
         let b = match &self.bias {
-            Some(b) => Some(param(b, train).to_dtype(dt)?),
+            Some(b) => Some(param(b, train, dt)?),
             None => None,
         };
         conv2d(
             x,
-            &param(&self.weight, train).to_dtype(dt)?,
+            &param(&self.weight, train, dt)?,
             b.as_ref(),
             self.params(),
             false,
@@ -197,12 +197,7 @@ impl BatchNorm {
     pub fn forward_relu(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let n = b * h * w;
-        if train
-            && n >= 2
-            && x.device().is_cpu()
-            && x.dtype() == DType::F32
-            && !crate::ops::use_candle("bn")
-        {
+        if train && n >= 2 && crate::ops::cpu_f32_kernel("bn", &[x]) {
             let (y, st) = batch_norm_train(x, &self.weight, &self.bias, self.eps, relu)?;
             let dev = x.device();
             let bm = Tensor::from_vec(st.mean, c, dev)?;
@@ -279,7 +274,7 @@ impl ConvBn {
                 .forward_relu(&self.conv.forward(x)?, true, self.relu);
         }
         if let Some((scale, shift)) = self.bn.eval_affine_f32()? {
-            let w = param(&self.conv.weight, false);
+            let w = self.conv.weight.detach();
             let p = self.conv.params();
             if let Some(y) = conv2d_scaled(x, &w, scale, shift, p, self.relu)? {
                 return Ok(y);
@@ -287,7 +282,10 @@ impl ConvBn {
         }
         let (scale, shift) = self.bn.eval_affine()?;
         let dt = x.dtype();
-        let w = param(&self.conv.weight, false)
+        let w = self
+            .conv
+            .weight
+            .detach()
             .broadcast_mul(&scale.reshape(((), 1, 1, 1))?)?
             .to_dtype(dt)?;
         conv2d(
@@ -328,8 +326,8 @@ impl Linear {
         let dt = x.dtype();
         let y = x
             .reshape((rows, cin))?
-            .matmul(&param(&self.weight, train).to_dtype(dt)?.t()?)?
-            .broadcast_add(&param(&self.bias, train).to_dtype(dt)?)?;
+            .matmul(&param(&self.weight, train, dt)?.t()?)?
+            .broadcast_add(&param(&self.bias, train, dt)?)?;
         let mut out = dims;
         let last = out.len() - 1;
         out[last] = self.weight.dim(0)?;

@@ -95,13 +95,12 @@ impl Raa {
             let mu = v.mean_keepdim(1)?;
             let sd = v.broadcast_sub(&mu)?.sqr()?.mean_keepdim(1)?.sqrt()?;
             let z = v.broadcast_sub(&mu)?.broadcast_div(&(sd + self.eps)?)?;
-            let wgt = candle_nn::ops::sigmoid(
-                &z.broadcast_mul(&param(&self.gamma, train).to_dtype(dt)?)?,
-            )?;
+            let wgt =
+                candle_nn::ops::sigmoid(&z.broadcast_mul(&param(&self.gamma, train, dt)?)?)?;
             weights.push(wgt);
             // [B, D, H, W] -> [B, D, gh, gw] -> [B, R, D] + scale embedding
             let x = mean_pool(f, p)?.reshape((b, d, r))?.transpose(1, 2)?;
-            let x = x.broadcast_add(&param(&self.scale_embed, train).get(i)?.to_dtype(dt)?)?;
+            let x = x.broadcast_add(&param(&self.scale_embed, train, dt)?.get(i)?)?;
             tokens.push(x);
         }
         let x = Tensor::cat(&tokens, 1)?.contiguous()?; // [B, 4R, D]
@@ -134,14 +133,15 @@ impl Raa {
             let grid = hdn.transpose(1, 2)?.reshape((b, e, gh, gw))?;
             let grid = depthwise_conv3x3(
                 &grid,
-                &param(&self.dw_weight, train).to_dtype(dt)?,
-                &param(&self.dw_bias, train).to_dtype(dt)?,
+                &param(&self.dw_weight, train, dt)?,
+                &param(&self.dw_bias, train, dt)?,
             )?
             .gelu_erf()?;
             let hdn = grid.reshape((b, e, r))?.transpose(1, 2)?;
-            let z = (ys + self.fc2.forward_t(&hdn, train)?)?; // [B, R, D]
-                                                              // Back to the map: F' = F + w (.) Conv1x1(UpsampleNearest(Z)); the 1x1 conv and
-                                                              // the per-region weight commute with nearest upsampling, so apply them first.
+            // Z: [B, R, D]. Back to the map: F' = F + w (.) Conv1x1(UpsampleNearest(Z)); the
+            // 1x1 conv and the per-region weight commute with nearest upsampling, so apply
+            // them first.
+            let z = (ys + self.fc2.forward_t(&hdn, train)?)?;
             let zmap = z.transpose(1, 2)?.reshape((b, d, gh, gw))?;
             let delta = self
                 .out

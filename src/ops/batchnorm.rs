@@ -14,10 +14,11 @@
 //!
 //! Other devices and dtypes use the composed version in `model::layers`.
 
-use super::f32_slice;
+use super::{f32_slice, SharedMut};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use parking_lot::Mutex;
 use rayon::prelude::*;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Per-channel batch statistics of a training forward: mean and biased variance.
 #[derive(Clone, Debug, Default)]
@@ -45,12 +46,14 @@ pub fn batch_norm_train(
     let y = x
         .contiguous()?
         .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
-    let stats = stats
-        .lock()
-        .map_err(|_| candle_core::Error::Msg("batch norm: poisoned statistics".into()))?
-        .clone()
-        .ok_or_else(|| candle_core::Error::Msg("batch norm: no statistics".into()))?;
+    let stats = stored(&stats.lock(), "statistics")?;
     Ok((y, stats))
+}
+
+/// A value a kernel stored for its caller (set by every successful forward).
+fn stored<T: Clone>(slot: &Option<T>, what: &str) -> Result<T> {
+    slot.clone()
+        .ok_or_else(|| candle_core::Error::Msg(format!("batch norm: no {what}")))
 }
 
 /// Planes of channel `c`: `(b * C + c) * hw ..` for every `b`.
@@ -61,21 +64,6 @@ fn planes(b: usize, c: usize, ch: usize, hw: usize) -> impl Iterator<Item = usiz
 fn dims(l: &Layout) -> Result<(usize, usize, usize)> {
     let (b, c, h, w) = l.shape().dims4()?;
     Ok((b, c, h * w))
-}
-
-/// A pointer that may be shared between the threads that write disjoint planes of it.
-#[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
-// SAFETY: only used to write disjoint index ranges from different threads.
-unsafe impl Send for SharedMut {}
-unsafe impl Sync for SharedMut {}
-
-impl SharedMut {
-    /// `len` values from `offset`. SAFETY: the caller's ranges are disjoint and in bounds.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn slice(&self, offset: usize, len: usize) -> &mut [f32] {
-        std::slice::from_raw_parts_mut(self.0.add(offset), len)
-    }
 }
 
 struct BnOp {
@@ -148,11 +136,7 @@ impl CustomOp3 for BnOp {
             mean: stats.iter().map(|s| s.0).collect(),
             var: stats.iter().map(|s| s.1).collect(),
         };
-        *self
-            .stats
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("batch norm: poisoned statistics".into()))? =
-            Some(st);
+        *self.stats.lock() = Some(st);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -164,12 +148,7 @@ impl CustomOp3 for BnOp {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let stats = self
-            .stats
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("batch norm: poisoned statistics".into()))?
-            .clone()
-            .ok_or_else(|| candle_core::Error::Msg("batch norm: no statistics".into()))?;
+        let stats = stored(&self.stats.lock(), "statistics")?;
         let op = BnBwdOp {
             eps: self.eps,
             relu: self.relu,
@@ -181,12 +160,7 @@ impl CustomOp3 for BnOp {
         let gx = grad
             .contiguous()?
             .apply_op3_no_bwd(x, &res.contiguous()?, &op)?;
-        let (dg, db) = op
-            .param_grads
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("batch norm: poisoned gradients".into()))?
-            .take()
-            .ok_or_else(|| candle_core::Error::Msg("batch norm: no gradients".into()))?;
+        let (dg, db) = stored(&op.param_grads.lock(), "gradients")?;
         let dev = x.device();
         Ok((
             Some(gx),
@@ -269,14 +243,10 @@ impl CustomOp3 for BnBwdOp {
                 (dgamma as f32, dbeta as f32)
             })
             .collect();
-        *self
-            .param_grads
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("batch norm: poisoned gradients".into()))? =
-            Some((
-                sums.iter().map(|s| s.0).collect(),
-                sums.iter().map(|s| s.1).collect(),
-            ));
+        *self.param_grads.lock() = Some((
+            sums.iter().map(|s| s.0).collect(),
+            sums.iter().map(|s| s.1).collect(),
+        ));
         Ok((CpuStorage::F32(dx), l2.shape().clone()))
     }
 }

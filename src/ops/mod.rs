@@ -1,7 +1,10 @@
-//! Differentiable building blocks that candle lacks (or gets wrong), written as
-//! compositions of ops whose backward candle implements correctly.
+//! Differentiable building blocks that candle lacks (or gets wrong), and the CPU kernels
+//! that make the network fast.
 //!
-//! Each has a gradient test against finite differences in `f64`.
+//! The compositions (`pool`, `resize`, `shift`) use ops whose backward candle implements
+//! correctly; each has a gradient test against finite differences in `f64`. The kernels
+//! (`conv`, `batchnorm`, `fused`, the max pool) run on the CPU in f32 with their own
+//! backward, fall back to candle's ops elsewhere, and are tested against those ops.
 
 mod batchnorm;
 mod conv;
@@ -50,5 +53,32 @@ pub(crate) fn f32_slice<'a>(
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&v[a..b]),
         None => candle_core::bail!("{what} must be contiguous"),
+    }
+}
+
+/// Whether `op`'s CPU kernel applies: every tensor is f32 on the CPU and `CSRANET_CANDLE_OPS`
+/// does not switch `op` off ([`use_candle`]).
+pub(crate) fn cpu_f32_kernel(op: &str, ts: &[&candle_core::Tensor]) -> bool {
+    ts.iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == candle_core::DType::F32)
+        && !use_candle(op)
+}
+
+/// An output pointer shared by the threads of a kernel that write disjoint parts of one
+/// buffer.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedMut(pub(crate) *mut f32);
+// SAFETY: only used to write disjoint index ranges from different threads (see each use).
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// `len` values from `offset`.
+    ///
+    /// # Safety
+    /// The range is in bounds and no other thread touches it while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice(&self, offset: usize, len: usize) -> &mut [f32] {
+        std::slice::from_raw_parts_mut(self.0.add(offset), len)
     }
 }

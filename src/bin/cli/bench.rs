@@ -468,6 +468,22 @@ fn thread_env(cmd: &mut Command, threads: usize) {
     }
 }
 
+/// The options both benchmark children (csranet's and the PyTorch script) take alike.
+fn shared_args(a: &BenchArgs, batch: usize, image: usize) -> Vec<String> {
+    [
+        ("--size", a.size.to_string()),
+        ("--batch", batch.to_string()),
+        ("--iters", a.iters.to_string()),
+        ("--warmup", a.warmup.to_string()),
+        ("--image-size", image.to_string()),
+        ("--device", a.device.clone()),
+        ("--dtype", a.dtype.clone()),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| [k.to_string(), v])
+    .collect()
+}
+
 /// Runs one candle row in a child process (or here with `--in-process`).
 fn candle_row(a: &BenchArgs, kind: &str, preset: &str, param: usize) -> Result<Value> {
     if a.in_process {
@@ -490,23 +506,10 @@ fn candle_row(a: &BenchArgs, kind: &str, preset: &str, param: usize) -> Result<V
         preset,
         "--raa",
         &a.raa,
-        "--size",
-        &a.size.to_string(),
-        "--batch",
-        &batch.to_string(),
         "--train-batch",
         &a.train_batch.to_string(),
-        "--iters",
-        &a.iters.to_string(),
-        "--warmup",
-        &a.warmup.to_string(),
-        "--image-size",
-        &image.to_string(),
-        "--device",
-        &a.device,
-        "--dtype",
-        &a.dtype,
     ]);
+    cmd.args(shared_args(a, batch, image));
     thread_env(&mut cmd, a.threads);
     let out = cmd
         .output()
@@ -528,28 +531,15 @@ fn torch_row(a: &BenchArgs, py: &str, kind: &str, preset: &str, param: usize) ->
         kind,
         "--preset",
         preset,
-        "--size",
-        &a.size.to_string(),
-        "--batch",
-        &(if kind.starts_with("train") {
-            a.train_batch
-        } else {
-            batch
-        })
-        .to_string(),
-        "--iters",
-        &a.iters.to_string(),
-        "--warmup",
-        &a.warmup.to_string(),
-        "--image-size",
-        &image.to_string(),
         "--threads",
         &a.threads.to_string(),
-        "--device",
-        &a.device,
-        "--dtype",
-        &a.dtype,
     ]);
+    let batch = if kind.starts_with("train") {
+        a.train_batch
+    } else {
+        batch
+    };
+    cmd.args(shared_args(a, batch, image));
     thread_env(&mut cmd, a.threads);
     let out = cmd
         .output()
