@@ -10,8 +10,9 @@ use candle_core::{Result, Tensor};
 pub struct Aspp {
     /// `convs.0` (1x1) and `convs.1..3` (dilated 3x3).
     branches: Vec<ConvBn>,
-    /// `convs.4`: global average pool, 1x1 conv, BN, ReLU.
-    pooling: ConvBn,
+    /// `convs.4`: global average pool, 1x1 conv, BN, ReLU (absent when
+    /// `config.aspp_pooling` is off).
+    pooling: Option<ConvBn>,
     project: ConvBn,
     raa: Option<Raa>,
     dropout: f32,
@@ -38,10 +39,20 @@ impl Aspp {
                 true,
             )?);
         }
-        let p = convs.pp(4);
-        let pooling = ConvBn::new(ConvSpec::new(cin, d, 1), &p.pp(1), &p.pp(2), true)?;
+        let pooling = if cfg.aspp_pooling {
+            let p = convs.pp(4);
+            Some(ConvBn::new(
+                ConvSpec::new(cin, d, 1),
+                &p.pp(1),
+                &p.pp(2),
+                true,
+            )?)
+        } else {
+            None
+        };
+        let n_in = if cfg.aspp_pooling { 5 } else { 4 };
         let pr = pb.pp("project");
-        let project = ConvBn::new(ConvSpec::new(5 * d, d, 1), &pr.pp(0), &pr.pp(1), true)?;
+        let project = ConvBn::new(ConvSpec::new(n_in * d, d, 1), &pr.pp(0), &pr.pp(1), true)?;
         let raa = if cfg.raa {
             Some(Raa::new(cfg, &pb.pp("raa"))?)
         } else {
@@ -67,10 +78,12 @@ impl Aspp {
         if let Some(raa) = &self.raa {
             outs = raa.forward_t(&outs, train)?;
         }
-        // Bilinear upsampling of a 1x1 map is a broadcast.
-        let pooled = self.pooling.forward_t(&x.mean_keepdim((2, 3))?, train)?;
-        let (b, d, _, _) = pooled.dims4()?;
-        outs.push(pooled.broadcast_as((b, d, h, w))?.contiguous()?);
+        if let Some(pooling) = &self.pooling {
+            // Bilinear upsampling of a 1x1 map is a broadcast.
+            let pooled = pooling.forward_t(&x.mean_keepdim((2, 3))?, train)?;
+            let (b, d, _, _) = pooled.dims4()?;
+            outs.push(pooled.broadcast_as((b, d, h, w))?.contiguous()?);
+        }
         let y = self.project.forward_t(&Tensor::cat(&outs, 1)?, train)?;
         if train && self.dropout > 0.0 {
             candle_nn::ops::dropout(&y, self.dropout)

@@ -2,32 +2,43 @@
 
 use super::aspp::Aspp;
 use super::config::Config;
+use super::decoder::Decoder;
 use super::layers::{Conv, ConvBn, ConvSpec};
 use super::params::{Init, ParamStore};
-use super::resnet::ResNet;
+use super::resnet::{Encoded, ResNet};
 use crate::ops::resize_bilinear;
 use candle_core::{Device, Result, Tensor};
 
 /// Output of [`CsraNet::forward_parts`].
 pub struct Parts {
-    /// Penultimate decoder features (after `classifier.3`, the head's ReLU),
-    /// `[B, D, H/OS, W/OS]`.
+    /// Penultimate features, the class head's input: after `classifier.3` (the seed head's
+    /// ReLU), `[B, D, H/OS, W/OS]`, or the decoder's last stage, `[B, Dd, H/s, W/s]`.
     pub features: Tensor,
     /// Logits at the input size, `[B, num_classes, H, W]`.
     pub logits: Tensor,
+    /// Horizontal and vertical instance-geometry maps at the input size, `[B, 2, H, W]`
+    /// (models with the geometry head).
+    pub geometry: Option<Tensor>,
 }
 
-/// CSRA-Net: ResNet encoder, ASPP (with optional RAA), DeepLabv3 head.
+/// The head after the ASPP: the seed's (`classifier.1..4` at the output stride) or the
+/// decoder with its heads.
+enum Head {
+    Seed { conv: ConvBn, cls: Conv },
+    Decoder(Decoder),
+}
+
+/// CSRA-Net: ResNet encoder, ASPP (with optional RAA), DeepLabv3 head or a decoder with
+/// class and geometry heads.
 ///
 /// Parameter names equal torchvision's `deeplabv3_resnet*` (`backbone.*`, `classifier.*`);
-/// RAA adds `classifier.0.raa.*`.
+/// RAA adds `classifier.0.raa.*`, the decoder `decoder.*` (it replaces `classifier.1..4`).
 pub struct CsraNet {
     cfg: Config,
     store: ParamStore,
     backbone: ResNet,
     aspp: Aspp,
-    head: ConvBn,
-    cls: Conv,
+    head: Head,
 }
 
 impl CsraNet {
@@ -40,19 +51,24 @@ impl CsraNet {
         let c = root.pp("classifier");
         let aspp = Aspp::new(cfg, &c.pp(0))?;
         let d = cfg.aspp_channels();
-        let head = ConvBn::new(ConvSpec::new(d, d, 3), &c.pp(1), &c.pp(2), true)?;
-        let cls = Conv::new(
-            ConvSpec::new(d, cfg.num_classes, 1).bias(),
-            &c.pp(4),
-            Init::FanInUniform,
-        )?;
+        let head = if cfg.decoder_stride == 0 {
+            Head::Seed {
+                conv: ConvBn::new(ConvSpec::new(d, d, 3), &c.pp(1), &c.pp(2), true)?,
+                cls: Conv::new(
+                    ConvSpec::new(d, cfg.num_classes, 1).bias(),
+                    &c.pp(4),
+                    Init::FanInUniform,
+                )?,
+            }
+        } else {
+            Head::Decoder(Decoder::new(cfg, &root.pp("decoder"))?)
+        };
         Ok(Self {
             cfg: cfg.clone(),
             store,
             backbone,
             aspp,
             head,
-            cls,
         })
     }
 
@@ -74,21 +90,45 @@ impl CsraNet {
     /// The classifier's 1x1 conv weight `[num_classes, D, 1, 1]` (the contrastive loss's
     /// negatives).
     pub fn classifier_weight(&self) -> &Tensor {
-        &self.cls.weight
+        match &self.head {
+            Head::Seed { cls, .. } => &cls.weight,
+            Head::Decoder(d) => d.classifier_weight(),
+        }
     }
 
-    /// Encoder: `[B, 3, H, W] -> [B, C_enc, H/OS, W/OS]`.
-    pub fn encode(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.backbone.forward_t(x, train)
+    /// Encoder: `[B, 3, H, W]` -> layer4's output `[B, C_enc, H/OS, W/OS]` (`deep`) and
+    /// the skip features at strides 2 and 4.
+    pub fn encode(&self, x: &Tensor, train: bool) -> Result<Encoded> {
+        self.backbone.forward_skips(x, train)
     }
 
-    /// Decoder from encoder features; logits upsampled to `(h, w)`.
-    pub fn decode(&self, enc: &Tensor, h: usize, w: usize, train: bool) -> Result<Parts> {
-        let y = self.aspp.forward_t(enc, train)?;
-        let features = self.head.forward_t(&y, train)?;
-        let low = self.cls.forward_t(&features, train)?;
-        let logits = resize_bilinear(&low, h, w)?;
-        Ok(Parts { features, logits })
+    /// Everything after the encoder; logits (and geometry) upsampled to `(h, w)`.
+    pub fn decode(&self, enc: &Encoded, h: usize, w: usize, train: bool) -> Result<Parts> {
+        let y = self.aspp.forward_t(&enc.deep, train)?;
+        match &self.head {
+            Head::Seed { conv, cls } => {
+                let features = conv.forward_t(&y, train)?;
+                let low = cls.forward_t(&features, train)?;
+                let logits = resize_bilinear(&low, h, w)?;
+                Ok(Parts {
+                    features,
+                    logits,
+                    geometry: None,
+                })
+            }
+            Head::Decoder(dec) => {
+                let out = dec.forward_t(&y, enc, train)?;
+                let geometry = match out.geometry {
+                    Some(g) => Some(resize_bilinear(&g, h, w)?),
+                    None => None,
+                };
+                Ok(Parts {
+                    features: out.features,
+                    logits: resize_bilinear(&out.logits, h, w)?,
+                    geometry,
+                })
+            }
+        }
     }
 
     /// Full forward returning features and logits.
@@ -109,5 +149,40 @@ impl CsraNet {
     /// (like PyTorch's `inference_mode`; gradients with respect to a tracked input still flow).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         Ok(self.forward_parts(x, train)?.logits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The nuclei preset: class logits and HV maps at the input size; in training every
+    /// parameter gets a gradient from the two heads.
+    #[test]
+    fn nuclei_preset_outputs_and_gradients() -> Result<()> {
+        let dev = Device::Cpu;
+        let mut cfg = Config::nuclei();
+        cfg.width = 0.125;
+        let net = CsraNet::new(&cfg, &dev, 5)?;
+        // RAA's output conv starts at zero (identity); give it a value so it trains too.
+        let w = net.params().get("classifier.0.raa.out.weight").unwrap();
+        w.set(&Tensor::randn(0f32, 0.1, w.shape(), &dev)?)?;
+        let x = Tensor::randn(0f32, 1., (2, 3, 64, 96), &dev)?;
+        let parts = net.forward_parts(&x, true)?;
+        assert_eq!(parts.logits.dims(), &[2, cfg.num_classes, 64, 96]);
+        let g = parts.geometry.as_ref().expect("geometry head");
+        assert_eq!(g.dims(), &[2, 2, 64, 96]);
+        assert_eq!(parts.features.dims()[2..], [32, 48], "decoder at stride 2");
+        let loss = (parts.logits.sqr()?.mean_all()? + g.sqr()?.mean_all()?)?;
+        let grads = loss.backward()?;
+        for (name, var) in net.params().trainable() {
+            let gr = grads.get(var.as_tensor());
+            assert!(gr.is_some(), "no gradient for {name}");
+        }
+        // The seed's network has no decoder parameters and no geometry.
+        let seed = CsraNet::new(&Config::lite(), &dev, 5)?;
+        assert!(seed.params().get("decoder.classes.weight").is_none());
+        assert!(seed.forward_parts(&x, false)?.geometry.is_none());
+        Ok(())
     }
 }

@@ -2,12 +2,14 @@
 
 mod aspp;
 pub mod config;
+mod decoder;
 mod deeplab;
 pub mod layers;
 pub mod params;
 mod raa;
-mod resnet;
+pub mod resnet;
 
 pub use config::Config;
 pub use deeplab::{CsraNet, Parts};
 pub use params::{Kind, ParamStore};
+pub use resnet::Encoded;

@@ -23,6 +23,8 @@ pub struct Raa {
     /// 1x1 conv back to the map; zero-initialised so a new RAA starts as the identity.
     out: Conv,
     p: usize,
+    /// Attention window in regions per side (0 = the whole input).
+    window: usize,
     heads: usize,
     eps: f64,
 }
@@ -50,6 +52,7 @@ impl Raa {
                 Init::Const(0.0),
             )?,
             p: cfg.raa_region,
+            window: cfg.raa_window,
             heads: cfg.heads(),
             eps: cfg.raa_eps,
         })
@@ -73,8 +76,47 @@ impl Raa {
     }
 
     /// Takes the four branch maps `F_s` `[B, D, H, W]` and returns `F'_s`.
-    /// H and W are zero-padded to multiples of P internally and cropped back.
+    ///
+    /// With a window (`config.raa_window = k > 0`) the maps are cut into windows of
+    /// `k x k` regions on a grid anchored at the map's origin (zero-padded at the bottom and
+    /// right), each window attends within itself (Swin-style window partition: windows become
+    /// batch items), and the maps are put back together: the output at a pixel depends on its
+    /// window only, not on the size of the input. Without a window, all regions of the input
+    /// attend to each other (the seed's definition).
     pub fn forward_t(&self, feats: &[Tensor], train: bool) -> Result<Vec<Tensor>> {
+        if self.window == 0 {
+            return self.forward_regions(feats, train);
+        }
+        let (b, d, h0, w0) = feats[0].dims4()?;
+        let ws = self.p * self.window;
+        let (h, w) = (h0.div_ceil(ws) * ws, w0.div_ceil(ws) * ws);
+        let (nh, nw) = (h / ws, w / ws);
+        // [B, D, H, W] -> [B * nh * nw, D, ws, ws]
+        let part = |f: &Tensor| -> Result<Tensor> {
+            f.pad_with_zeros(2, 0, h - h0)?
+                .pad_with_zeros(3, 0, w - w0)?
+                .reshape((b, d, nh, ws, nw, ws))?
+                .permute((0, 2, 4, 1, 3, 5))?
+                .contiguous()?
+                .reshape((b * nh * nw, d, ws, ws))
+        };
+        let windows = feats.iter().map(part).collect::<Result<Vec<_>>>()?;
+        let outs = self.forward_regions(&windows, train)?;
+        outs.iter()
+            .map(|o| {
+                o.reshape((b, nh, nw, d, ws, ws))?
+                    .permute((0, 3, 1, 4, 2, 5))?
+                    .contiguous()?
+                    .reshape((b, d, h, w))?
+                    .narrow(2, 0, h0)?
+                    .narrow(3, 0, w0)
+            })
+            .collect()
+    }
+
+    /// RAA over all regions of each batch item (H and W zero-padded to multiples of P
+    /// internally and cropped back).
+    fn forward_regions(&self, feats: &[Tensor], train: bool) -> Result<Vec<Tensor>> {
         let (b, d, h0, w0) = feats[0].dims4()?;
         // Parameters are cast to the features' float type (f16/bf16 inference).
         let dt = feats[0].dtype();
@@ -191,6 +233,44 @@ mod tests {
             assert!(g.is_some(), "no gradient for {name}");
             let n = g.unwrap().abs()?.sum_all()?.to_scalar::<f32>()?;
             assert!(n.is_finite() && n > 0.0, "zero gradient for {name}");
+        }
+        Ok(())
+    }
+
+    /// With a window, the output over a window does not depend on the rest of the input:
+    /// a map and its top-left part give the same values there (the seed's RAA does not).
+    #[test]
+    fn windowed_output_depends_on_its_window_only() -> Result<()> {
+        let dev = Device::Cpu;
+        for (window, invariant) in [(2usize, true), (0, false)] {
+            let mut cfg = Config::nuclei();
+            cfg.width = 0.125;
+            cfg.raa_window = window;
+            let store = ParamStore::new(&dev, 3);
+            let raa = Raa::new(&cfg, &store.root().pp("raa"))?;
+            let w = store.get("raa.out.weight").unwrap();
+            w.set(&Tensor::randn(0f32, 0.5, w.shape(), &dev)?)?;
+            let d = cfg.aspp_channels();
+            // 12x8 feature map = 3x2 windows of 4x4; the part is the top-left 2x1 windows.
+            let feats: Vec<Tensor> = (0..4)
+                .map(|_| Tensor::randn(0f32, 1., (1, d, 12, 8), &dev))
+                .collect::<Result<_>>()?;
+            let part: Vec<Tensor> = feats
+                .iter()
+                .map(|f| f.narrow(2, 0, 8)?.narrow(3, 0, 4))
+                .collect::<Result<_>>()?;
+            let full = raa.forward_t(&feats, false)?;
+            let cut = raa.forward_t(&part, false)?;
+            let mut worst = 0f32;
+            for (a, b) in full.iter().zip(&cut) {
+                let a = a.narrow(2, 0, 8)?.narrow(3, 0, 4)?;
+                worst = worst.max((a - b)?.abs()?.max_all()?.to_scalar::<f32>()?);
+            }
+            if invariant {
+                assert!(worst < 1e-5, "windowed RAA changed by {worst}");
+            } else {
+                assert!(worst > 1e-3, "the seed's RAA should see the whole map");
+            }
         }
         Ok(())
     }

@@ -155,12 +155,38 @@ impl ResNet {
 
     /// `[B, 3, H, W] -> [B, C_enc, H/OS, W/OS]` (rounded up).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut y = max_pool_3x3_s2_p1(&self.stem.forward_t(x, train)?)?;
-        for layer in &self.layers {
+        Ok(self.forward_skips(x, train)?.deep)
+    }
+
+    /// The encoder output and the skip features a decoder takes: the stem's output at
+    /// stride 2 and layer1's at stride 4.
+    pub fn forward_skips(&self, x: &Tensor, train: bool) -> Result<Encoded> {
+        let stem = self.stem.forward_t(x, train)?;
+        let mut y = max_pool_3x3_s2_p1(&stem)?;
+        let mut layer1 = None;
+        for (i, layer) in self.layers.iter().enumerate() {
             for b in layer {
                 y = b.forward_t(&y, train)?;
             }
+            if i == 0 {
+                layer1 = Some(y.clone());
+            }
         }
-        Ok(y)
+        Ok(Encoded {
+            stride2: stem,
+            stride4: layer1.expect("four stages"),
+            deep: y,
+        })
     }
+}
+
+/// Encoder outputs: `[B, C, H/s, W/s]` at strides 2, 4 and the output stride.
+#[derive(Clone, Debug)]
+pub struct Encoded {
+    /// The stem's output (after its ReLU, before the max pool).
+    pub stride2: Tensor,
+    /// layer1's output.
+    pub stride4: Tensor,
+    /// layer4's output (the ASPP's input).
+    pub deep: Tensor,
 }

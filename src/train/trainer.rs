@@ -420,12 +420,12 @@ impl Trainer {
                 // Feature perturbation: Dropout2d(0.5) on the encoder output of the weak view,
                 // supervised by the weak view's own pseudo-labels.
                 let xw = images_tensor(&cfg, &uw, &dev)?;
-                let enc = model.encode(&xw, true)?;
-                let (b, c, _, _) = enc.dims4()?;
+                let mut enc = model.encode(&xw, true)?;
+                let (b, c, _, _) = enc.deep.dims4()?;
                 let keep = Tensor::rand(0f32, 1f32, (b, c, 1, 1), &dev)?
                     .ge(0.5f64)?
                     .to_dtype(DType::F32)?;
-                let enc = enc.broadcast_mul(&(keep * 2.0)?)?;
+                enc.deep = enc.deep.broadcast_mul(&(keep * 2.0)?)?;
                 let fp = model.decode(&enc, ch, cw, true)?.logits;
                 let (tfp, mfp) = weak_targets(&targets, &boxes, nu, cw, ch)?;
                 let l_fp = masked_cross_entropy(&fp, &tfp, &mfp)?;
