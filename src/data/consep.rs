@@ -180,6 +180,9 @@ fn has_image_ext(p: &Path) -> bool {
 /// Loads `dir/{images,inst,type}` with its `inst_class.json`.
 pub fn load_dir(dir: impl AsRef<Path>) -> Result<Dataset, DataError> {
     let dir = dir.as_ref();
+    if find_class_table(dir).is_err() && dir.join("images").is_dir() && dir.join("inst").is_dir() {
+        return load_instances_only(dir);
+    }
     for sub in ["images", "inst", "type"] {
         if !dir.join(sub).is_dir() {
             return Err(DataError::Missing {
@@ -206,6 +209,97 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<Dataset, DataError> {
         });
     }
     build(jobs, &table)
+}
+
+/// A set without a class table: `images/` + `inst/` (instances; e.g. a set annotated without
+/// classes), and `type/` when present. Without `type/` every nucleus is class 1 of
+/// `["background", "nucleus"]`; with it, each instance takes its pixels' majority type and the
+/// classes are named `class N`.
+fn load_instances_only(dir: &Path) -> Result<Dataset, DataError> {
+    let has_type = dir.join("type").is_dir();
+    let mut samples = Vec::new();
+    for img_p in list_dir(&dir.join("images"))?
+        .into_iter()
+        .filter(|p| p.is_file() && has_image_ext(p))
+    {
+        let name = img_p.file_stem().unwrap().to_string_lossy().into_owned();
+        let image = read_rgb(&img_p)?;
+        let inst_p = dir.join("inst").join(format!("{name}.png"));
+        let (iw, ih, inst) = read_label_u32(&inst_p)?;
+        let class_map = if has_type {
+            let type_p = dir.join("type").join(format!("{name}.png"));
+            let (tw, th, t) = read_label_u8(&type_p)?;
+            if (tw, th) != (iw, ih) {
+                return Err(DataError::Shape {
+                    path: type_p,
+                    msg: format!("{tw}x{th}, but the instance map is {iw}x{ih}"),
+                });
+            }
+            // Background pixels of the type map inside an instance become class 1.
+            t.iter()
+                .zip(&inst)
+                .map(|(&c, &i)| if i == 0 { 0 } else { c.max(1) })
+                .collect()
+        } else {
+            inst.iter().map(|&i| u8::from(i > 0)).collect::<Vec<u8>>()
+        };
+        if (iw, ih) != (image.width, image.height) {
+            return Err(DataError::Shape {
+                path: inst_p,
+                msg: format!(
+                    "{iw}x{ih}, but the image is {}x{}",
+                    image.width, image.height
+                ),
+            });
+        }
+        let mut votes: HashMap<u32, HashMap<u8, usize>> = HashMap::new();
+        for (&i, &c) in inst.iter().zip(&class_map) {
+            if i > 0 {
+                *votes.entry(i).or_default().entry(c).or_default() += 1;
+            }
+        }
+        let inst_class = votes
+            .into_iter()
+            .map(|(i, v)| {
+                let best = v
+                    .into_iter()
+                    .max_by_key(|&(c, n)| (n, std::cmp::Reverse(c)));
+                (i, best.map(|(c, _)| c).unwrap_or(1))
+            })
+            .collect();
+        samples.push(Sample {
+            name,
+            image,
+            inst,
+            class_map,
+            inst_class,
+            tissue: None,
+        });
+    }
+    if samples.is_empty() {
+        return Err(DataError::Missing {
+            path: dir.join("images"),
+            what: "images (*.jpg, *.jpeg, *.png)".into(),
+        });
+    }
+    let k = samples
+        .iter()
+        .flat_map(|s| s.class_map.iter().copied())
+        .max()
+        .unwrap_or(1)
+        .max(1) as usize;
+    let class_names = if has_type {
+        std::iter::once("background".to_string())
+            .chain((1..=k).map(|c| format!("class {c}")))
+            .collect()
+    } else {
+        vec!["background".to_string(), "nucleus".to_string()]
+    };
+    Ok(Dataset {
+        samples,
+        class_names,
+        tissue_names: Vec::new(),
+    })
 }
 
 /// Loads the flat layout: `NAME.png` + `NAME_inst.png` + `NAME_type.png` + `inst_class.json`.

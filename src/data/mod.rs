@@ -11,6 +11,7 @@
 //!
 //! Every loader checks sizes and ids and reports the offending file in its [`DataError`].
 
+pub mod combine;
 pub mod consep;
 pub mod folder;
 pub mod npy;
@@ -85,6 +86,11 @@ impl std::error::Error for DataError {
         }
     }
 }
+
+/// Class-map value of a nucleus pixel whose class is unknown (a set with instances only, or
+/// classes that do not map onto the model's): it trains the foreground and geometry outputs,
+/// not the class.
+pub const UNKNOWN_CLASS: u8 = 254;
 
 /// 8-bit RGB image, row-major, 3 bytes per pixel.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -245,7 +245,11 @@ unsafe fn tiles<'a>(
         } else {
             None
         };
-        out.push(TrainTile { image: view, label });
+        out.push(TrainTile {
+            image: view,
+            label,
+            instances: None,
+        });
     }
     Ok(out)
 }

@@ -6,10 +6,7 @@ use crate::ops::conv2d;
 use crate::ops::ConvParams;
 use candle_core::{DType, Device, Result, Tensor};
 
-/// Label value of a nucleus pixel whose class is unknown (a dataset with instances only, or
-/// classes that do not map onto the model's): it trains the foreground and geometry outputs,
-/// not the class.
-pub const UNKNOWN_CLASS: u8 = 254;
+pub use crate::data::UNKNOWN_CLASS;
 
 /// HoVer-Net's HV target maps from an instance map (`h x w`, 0 = background), as two planes
 /// `[x; y]` of `h * w` values: for each nucleus, the offset of every pixel from the

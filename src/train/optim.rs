@@ -103,7 +103,9 @@ impl Sgd {
     }
 
     /// One update at `step`; returns the learning rate used. Parameters without a
-    /// gradient are left alone.
+    /// gradient are left alone. All new values are computed first: if any is NaN or
+    /// infinite (e.g. a learning rate far too large), nothing is written and the step is an
+    /// error, so the model never holds a non-finite parameter.
     pub fn step(
         &mut self,
         params: &[(String, Var)],
@@ -117,6 +119,7 @@ impl Sgd {
         } else {
             1.0
         };
+        let mut updates = Vec::with_capacity(params.len());
         for (name, v) in params {
             let Some(g) = grads.get(v.as_tensor()) else {
                 continue;
@@ -136,8 +139,15 @@ impl Sgd {
                 self.cfg.head_lr_mult
             };
             let new = (p.detach() - (&buf * (lr * mult))?)?;
+            let worst = new.abs()?.max_all()?.to_dtype(candle_core::DType::F32)?;
+            if !worst.to_scalar::<f32>()?.is_finite() {
+                bail!("the update makes `{name}` NaN or infinite (learning rate {lr}); weights left unchanged")
+            }
+            updates.push((v, new, name, buf.detach()));
+        }
+        for (v, new, name, buf) in updates {
             v.set(&new)?;
-            self.buffers.insert(name.clone(), buf.detach());
+            self.buffers.insert(name.clone(), buf);
         }
         Ok(lr)
     }

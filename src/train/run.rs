@@ -234,6 +234,7 @@ fn tile(s: &Sample, labelled: bool) -> Result<TrainTile<'_>> {
     Ok(TrainTile {
         image: ImageView::new(&s.image.data, w, h, w * 3, PixelFormat::Rgb8)?,
         label: labelled.then_some(s.class_map.as_slice()),
+        instances: labelled.then_some(s.inst.as_slice()),
     })
 }
 
@@ -420,10 +421,12 @@ mod tests {
             TrainTile {
                 image: view,
                 label: Some(&lab),
+                instances: None,
             },
             TrainTile {
                 image: view,
                 label: Some(&lab),
+                instances: None,
             },
         ];
         let a = CsraNet::new(&cfg, &Device::Cpu, 1)?;

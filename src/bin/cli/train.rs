@@ -2,7 +2,8 @@
 
 use super::{CliError, Context, Result};
 use clap::Args;
-use csranet::data::{load_labelled, split::parse_fraction};
+use csranet::data::combine::{combine, Part};
+use csranet::data::{load_labelled, split::parse_fraction, Dataset};
 use csranet::train::run::{run as run_training, Event, RunOptions};
 use csranet::train::sampler::CasConfig;
 use csranet::train::trainer::{Method, TrainConfig};
@@ -13,17 +14,22 @@ use std::path::PathBuf;
 /// Options of `csranet train`.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Training data (CoNSeP-style folder: images/, inst/, type/).
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Training data: a labelled folder (images/ + inst/ [+ type/ + inst_class.json], a
+    /// PanNuke fold, or flat tiles), optionally `DIR:PATTERN` to take only tiles whose name
+    /// matches a `*`-pattern (e.g. `gbm:emory_*`). Repeat to train on several sets: the first
+    /// one's classes are the model's; a set with other classes trains the nuclei's outline
+    /// and geometry only (partial labels).
+    #[arg(long, required = true)]
+    pub data: Vec<String>,
     /// Test data evaluated periodically and at the end.
     #[arg(long)]
     pub test: Option<PathBuf>,
     /// Fraction of training tiles that keep their labels (1/4, 1/8, 0.125, 1 = all).
     #[arg(long, default_value = "1")]
     pub labelled_fraction: String,
-    /// Network preset (lite or paper).
-    #[arg(long, default_value = "lite")]
+    /// Network preset: nuclei (the default network: decoder, geometry head, tile-invariant),
+    /// lite (the seed's network at ResNet-18 half width) or paper (the seed's network).
+    #[arg(long, default_value = "nuclei")]
     pub preset: String,
     /// RAA on or off (ablation).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -90,6 +96,28 @@ pub struct TrainArgs {
     pub device: String,
 }
 
+/// `DIR` or `DIR:PATTERN`: the folder and the optional tile-name pattern.
+fn parse_set(arg: &str) -> (PathBuf, Option<String>) {
+    if !std::path::Path::new(arg).exists() {
+        if let Some((dir, pat)) = arg.rsplit_once(':') {
+            return (PathBuf::from(dir), Some(pat.to_string()));
+        }
+    }
+    (PathBuf::from(arg), None)
+}
+
+/// Loads every `--data` set and combines them (the first set's classes are the model's).
+fn load_training_sets(args: &[String]) -> Result<Dataset> {
+    let mut parts = Vec::new();
+    for arg in args {
+        let (dir, pattern) = parse_set(arg);
+        let data = load_labelled(&dir).context(|| format!("--data {arg}"))?;
+        parts.push(Part { data, pattern });
+    }
+    let classes = parts[0].data.class_names.clone();
+    combine(parts, &classes).context(|| "--data".into())
+}
+
 pub fn run(a: TrainArgs) -> Result<()> {
     let method: Method = a.method.parse().map_err(CliError)?;
     let mut model = Config::preset(&a.preset).context(|| "--preset".into())?;
@@ -111,7 +139,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
         enabled: a.cas,
         ..Default::default()
     };
-    let data = load_labelled(&a.data).context(|| format!("--data {}", a.data.display()))?;
+    let data = load_training_sets(&a.data)?;
+    model.num_classes = data.num_classes();
     let test = match &a.test {
         Some(t) => Some(load_labelled(t).context(|| format!("--test {}", t.display()))?),
         None => None,
@@ -162,9 +191,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
             bar.set_length(total_steps as u64);
             bar.set_position(r.step as u64 + 1);
             let msg = format!(
-                "loss {:.3} (sup {:.3} unsup {:.3} con {:.3} fp {:.3}) conf {:.2} lr {:.2e}",
+                "loss {:.3} (sup {:.3} [cls {:.3} fg {:.3} hv {:.3}] unsup {:.3} con {:.3} fp {:.3}) conf {:.2} lr {:.2e}",
                 r.loss,
                 r.loss_sup,
+                r.loss_class,
+                r.loss_foreground,
+                r.loss_geometry,
                 r.loss_unsup,
                 r.loss_contrast,
                 r.loss_fp,
