@@ -1,9 +1,11 @@
 //! csranet: semi-supervised nucleus segmentation (CSRA-Net) with a stable C ABI.
 //!
 //! The Rust API: build a [`CsraNet`] from a [`Config`], load weights with
-//! [`io::weights`], segment with [`infer`].
+//! [`io::weights`], segment with [`infer`], score with [`eval`] (model over a dataset) and
+//! [`metrics`] (pure metrics of label maps).
 
 pub mod data;
+pub mod eval;
 pub mod ffi;
 pub mod infer;
 pub mod io;

@@ -20,8 +20,8 @@ fn fixtures() -> std::path::PathBuf {
 #[cfg(feature = "bundled-weights")]
 #[test]
 fn bundled_model_detects_fixture_nuclei() {
+    use csranet::eval::evaluate_model;
     use csranet::infer::segment::SegmentOptions;
-    use csranet::metrics::evaluate::evaluate_model;
     let model = csranet::io::bundled::default_model(&candle_core::Device::Cpu).unwrap();
     let data = load_flat(fixtures()).unwrap();
     assert_eq!(data.len(), 3);

@@ -3,8 +3,8 @@
 //! Without it each test prints why it did nothing.
 
 use csranet::data::load_labelled;
+use csranet::eval::{evaluate, Prediction};
 use csranet::infer::PostprocessConfig;
-use csranet::metrics::evaluate::{evaluate, Prediction};
 use std::path::PathBuf;
 
 fn consep() -> Option<PathBuf> {

@@ -4,9 +4,9 @@
 use super::sampler::{CasConfig, CasSampler, SamplerState};
 use super::trainer::{StepReport, TrainConfig, TrainTile, Trainer, TrainerState};
 use crate::data::{split::split_by_source, Dataset, Sample};
+use crate::eval::{evaluate_model, Evaluation};
 use crate::infer::{ImageView, PixelFormat, SegmentOptions};
 use crate::io::weights::{self, write_atomic};
-use crate::metrics::evaluate::{evaluate_model, Evaluation};
 use crate::model::{Config, CsraNet};
 use candle_core::{bail, DType, Device, Result, Tensor};
 use rand::{Rng, SeedableRng};

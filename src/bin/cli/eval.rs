@@ -6,9 +6,9 @@ use super::{
 };
 use clap::Args;
 use csranet::data::{load_labelled, Sample};
+use csranet::eval::{class_names_for, evaluate, sample_view, Prediction};
 use csranet::infer::{segment_tile, SegmentOptions};
 use csranet::io::overlay;
-use csranet::metrics::evaluate::{class_names_for, evaluate, sample_view, Prediction};
 use csranet::metrics::{InstanceClasses, InstanceMap, MetricsSummary};
 use std::path::PathBuf;
 

@@ -1,10 +1,16 @@
-//! Running a model (or the post-processing alone) over a labelled dataset and scoring it.
-//! The one evaluation loop shared by `csranet eval`, `csranet train` and the tests.
+//! Model evaluation: running a model (or the post-processing alone) over a labelled dataset
+//! and scoring it with [`crate::metrics`]. The one evaluation loop shared by `csranet eval`,
+//! `csranet train` and the tests.
+//!
+//! This layer sits above [`crate::infer`] (which produces the predictions) and
+//! [`crate::metrics`] (pure functions of label maps, which know nothing of models).
 
-use super::{Evaluator, InstanceClasses, InstanceMap, MetricsSummary, TileLabels};
 use crate::data::{Dataset, Sample};
 use crate::infer::postprocess::{instances_from_class_map, PostprocessConfig};
 use crate::infer::{segment_tile, ImageView, PixelFormat, SegmentOptions, Segmentation};
+use crate::metrics::{
+    Evaluator, InstanceClasses, InstanceMap, MetricsError, MetricsSummary, TileLabels,
+};
 use crate::model::CsraNet;
 use candle_core::Result;
 use std::time::Instant;
@@ -16,7 +22,7 @@ pub struct Prediction {
     pub class_map: Vec<u8>,
 }
 
-fn err(name: &str) -> impl Fn(super::MetricsError) -> candle_core::Error + '_ {
+fn err(name: &str) -> impl Fn(MetricsError) -> candle_core::Error + '_ {
     move |e| candle_core::Error::Msg(format!("tile {name}: {e}"))
 }
 
@@ -135,4 +141,73 @@ pub fn evaluate_model(
         },
         &mut |_, _, _, _| Ok(()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::RgbImage;
+    use std::collections::HashMap;
+
+    /// A 16 x 12 tile with two 5 x 5 nuclei of classes 1 and 2.
+    fn tile() -> Sample {
+        let (w, h) = (16, 12);
+        let mut inst = vec![0u32; w * h];
+        let mut class_map = vec![0u8; w * h];
+        for (id, x0) in [(1u32, 2usize), (2, 9)] {
+            for y in 3..8 {
+                for x in x0..x0 + 5 {
+                    inst[y * w + x] = id;
+                    class_map[y * w + x] = id as u8;
+                }
+            }
+        }
+        Sample {
+            name: "squares".into(),
+            image: RgbImage {
+                width: w,
+                height: h,
+                data: vec![0; w * h * 3],
+            },
+            inst,
+            class_map,
+            inst_class: HashMap::from([(1, 1), (2, 2)]),
+            tissue: None,
+        }
+    }
+
+    #[test]
+    fn ground_truth_post_processing_scores_perfectly() -> Result<()> {
+        let data = Dataset {
+            samples: vec![tile()],
+            class_names: vec!["background".into(), "a".into(), "b".into()],
+            tissue_names: Vec::new(),
+        };
+        assert_eq!(class_names_for(&data, 4)[3], "class 3");
+        let names = class_names_for(&data, 3);
+        assert_eq!(names, data.class_names);
+        let post = PostprocessConfig::default();
+        let mut calls = 0;
+        let e = evaluate(
+            &data,
+            names,
+            &mut |s| Prediction::from_ground_truth(s, &post),
+            &mut |i, s, gt, pred| {
+                calls += 1;
+                assert_eq!((i, s.name.as_str(), gt.count()), (0, "squares", 2));
+                assert_eq!(pred.class_map, s.class_map);
+                Ok(())
+            },
+        )?;
+        assert_eq!(calls, 1);
+        let m = e.summary;
+        assert_eq!(m.tiles, 1);
+        assert_eq!(m.pixel.f1, 1.0);
+        assert!((m.instance.pq - 1.0).abs() < 1e-5, "{}", m.instance.pq);
+        assert_eq!(m.instance.f1_det, 1.0);
+        assert_eq!(m.per_class.len(), 2);
+        let v = sample_view(&data.samples[0])?;
+        assert_eq!((v.width(), v.height()), (16, 12));
+        Ok(())
+    }
 }
