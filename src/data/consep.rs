@@ -180,7 +180,11 @@ fn has_image_ext(p: &Path) -> bool {
 /// Loads `dir/{images,inst,type}` with its `inst_class.json`.
 pub fn load_dir(dir: impl AsRef<Path>) -> Result<Dataset, DataError> {
     let dir = dir.as_ref();
-    if find_class_table(dir).is_err() && dir.join("images").is_dir() && dir.join("inst").is_dir() {
+    if find_class_table(dir).is_err()
+        && dir.join("images").is_dir()
+        && dir.join("inst").is_dir()
+        && !dir.join("type").is_dir()
+    {
         return load_instances_only(dir);
     }
     for sub in ["images", "inst", "type"] {
@@ -211,10 +215,9 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<Dataset, DataError> {
     build(jobs, &table)
 }
 
-/// A set without a class table: `images/` + `inst/` (instances; e.g. a set annotated without
-/// classes), and `type/` when present. Without `type/` every nucleus is class 1 of
-/// `["background", "nucleus"]`; with it, each instance takes its pixels' majority type and the
-/// classes are named `class N`.
+/// A set annotated without classes: `images/` + `inst/` and no class table or `type/` (a
+/// folder with `type/` but no `inst_class.json` is an error). Every nucleus is class 1 of
+/// `["background", "nucleus"]`. (The `type/` branch below serves callers that opt in.)
 fn load_instances_only(dir: &Path) -> Result<Dataset, DataError> {
     let has_type = dir.join("type").is_dir();
     let mut samples = Vec::new();
