@@ -161,6 +161,7 @@ pub(super) struct Unlabelled {
     pub confident_ratio: f64,
 }
 
+#[allow(clippy::needless_range_loop)] // the view index k and channel c address several arrays
 pub(super) fn unlabelled_views(
     cfg: &TrainConfig,
     model: &CsraNet,
