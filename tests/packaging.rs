@@ -1,19 +1,21 @@
 //! Installing csranet for C and C++ hosts (README, "Installing for C and C++ hosts").
 //!
-//! `tools/install.sh --no-build --strip --profile-dir <this run's library>` installs into a scratch
-//! prefix; the test checks the layout (SONAME `libcsranet.so.<major>`, the `libcsranet.so`
-//! link, headers, pkg-config and CMake files), then builds against that prefix only:
+//! `tools/install.sh --no-build --strip --profile-dir <this run's library>` installs into a
+//! scratch prefix; the test checks the layout (SONAME `libcsranet.so.<major>`, the
+//! `libcsranet.so` link, headers, pkg-config and CMake files), then builds against that prefix
+//! only:
 //! - `examples/c` and `examples/cpp` with CMake (`find_package(csranet <major>.<minor>)`,
 //!   `csranet::csranet`), found at run time through CMake's build run path;
 //! - `examples/c` with CMake and `csranet::csranet_static` (no libcsranet.so needed);
 //! - `examples/c/segment.c` with `pkg-config --cflags --libs csranet` (run with
-//!   `LD_LIBRARY_PATH`) and statically with the archive plus `Libs.private`;
-//! and runs them: all print the same report (a seed-42 `lite` model on a 160x160 crop of
+//!   `LD_LIBRARY_PATH`) and statically with the archive plus `Libs.private`.
+//!
+//! It runs them all: they print the same report (a seed-42 `lite` model on a 160x160 crop of
 //! `tests/fixtures/tiles/patch1.png`). The CMake version file accepts this version and
 //! older ones of the same major version, and refuses newer ones and other major versions.
 //!
-//! Needs `cmake`, `pkg-config`, `cc`, `c++` and `readelf`: without them the test fails (it
-//! does not skip); `.ci/run` installs cmake and pkg-config.
+//! Needs `cmake`, `pkg-config`, `cc`, `c++`, `readelf` and `strip`: without them the test fails
+//! (it does not skip); `.ci/run` installs cmake and pkg-config.
 #![cfg(target_os = "linux")]
 
 use std::path::{Path, PathBuf};
@@ -288,7 +290,7 @@ fn run_example(bin: &Path) -> Vec<String> {
         .env_remove("LD_LIBRARY_PATH")
         .arg("-")
         .arg(&s.ppm));
-    expect_success(&out, &format!("{}", bin.display()));
+    expect_success(&out, &bin.display().to_string());
     lines(&out)
 }
 
