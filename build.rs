@@ -12,6 +12,14 @@ fn main() {
     let mut config =
         cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
     let v = |k: &str| std::env::var(k).unwrap();
+    // The shared library's SONAME, libcsranet.so.<major>: hosts linked to it need that file
+    // (tools/install.sh installs it with the libcsranet.so link).
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!(
+            "cargo:rustc-cdylib-link-arg=-Wl,-soname,libcsranet.so.{}",
+            v("CARGO_PKG_VERSION_MAJOR")
+        );
+    }
     config.after_includes = Some(format!(
         "\n#define CSRA_VERSION_MAJOR {}\n#define CSRA_VERSION_MINOR {}\n#define CSRA_VERSION_PATCH {}\n#define CSRA_VERSION_STRING \"{}\"",
         v("CARGO_PKG_VERSION_MAJOR"),

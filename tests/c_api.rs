@@ -23,6 +23,9 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Instant;
 
+/// The shared library's SONAME (set by build.rs).
+const SONAME: &str = concat!("libcsranet.so.", env!("CARGO_PKG_VERSION_MAJOR"));
+
 /// What every test shares: built once, in a scratch directory of this process.
 struct Setup {
     root: PathBuf,
@@ -73,6 +76,8 @@ fn setup() -> &'static Setup {
         let lib_dir = scratch.join("lib");
         std::fs::create_dir_all(&lib_dir).unwrap();
         std::fs::copy(built.join("libcsranet.so"), lib_dir.join("libcsranet.so")).unwrap();
+        // Programs linked with -lcsranet load the library by its SONAME.
+        std::os::unix::fs::symlink("libcsranet.so", lib_dir.join(SONAME)).unwrap();
 
         let rgb = image::open(root.join("tests/fixtures/tiles/patch1.png"))
             .expect("fixture tile")
@@ -179,9 +184,9 @@ fn compile(
     // copy of the library may be stale) first in LD_LIBRARY_PATH, which beats the rpath;
     // `program` removes it.
     let ldd = run(program(Path::new("ldd")).arg(&out_path));
-    let want = s.lib_dir.join("libcsranet.so");
+    let want = s.lib_dir.join(SONAME);
     assert!(
-        text(&ldd.stdout).contains(&format!("libcsranet.so => {}", want.display())),
+        text(&ldd.stdout).contains(&format!("{SONAME} => {}", want.display())),
         "{} does not load {}:\n{}",
         out_path.display(),
         want.display(),

@@ -2,7 +2,7 @@
 # Builds the Java binding with nothing but a JDK (17 or later), gcc and the csranet library:
 #   classes   javac --release 17        -> $BUILD_DIR/classes (and the JNI header)
 #   JNI glue  gcc against include/csranet.h, linked to libcsranet.so with an $ORIGIN rpath
-#             -> $BUILD_DIR/resources/natives/<os>-<arch>/{libcsranet_jni.so,libcsranet.so,files.txt}
+#             -> $BUILD_DIR/resources/natives/<os>-<arch>/{libcsranet_jni.so,libcsranet.so.<major>,files.txt}
 #   jar       $BUILD_DIR/csranet.jar (classes + natives; loads from the jar when nothing else is set)
 #
 # Usage: bindings/java/build.sh [--tests]
@@ -66,13 +66,16 @@ echo "== JNI glue ($PLATFORM)"
   -I"$JAVA_HOME/include" -I"$JAVA_HOME/include/$JNI_OS" -I"$ROOT/include" -I"$OUT/include" \
   "$HERE/src/main/c/csranet_jni.c" -o "$NATIVES/libcsranet_jni.so" \
   -L"$LIB_DIR" -lcsranet -Wl,-rpath,'$ORIGIN' -Wl,--disable-new-dtags -Wl,--no-undefined
-# The library goes beside the glue; debug builds are stripped of their debug info (hundreds of MB).
+# The library goes beside the glue, under its SONAME (libcsranet.so.<major>, the name the glue
+# loads); debug builds are stripped of their debug info (hundreds of MB).
+SONAME="$(readelf -d "$LIB_DIR/libcsranet.so" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p')"
+LIB_NAME="${SONAME:-libcsranet.so}"
 if command -v strip >/dev/null 2>&1; then
-  strip --strip-debug -o "$NATIVES/libcsranet.so" "$LIB_DIR/libcsranet.so"
+  strip --strip-debug -o "$NATIVES/$LIB_NAME" "$LIB_DIR/libcsranet.so"
 else
-  cp "$LIB_DIR/libcsranet.so" "$NATIVES/libcsranet.so"
+  cp "$LIB_DIR/libcsranet.so" "$NATIVES/$LIB_NAME"
 fi
-printf '%s\n' libcsranet.so libcsranet_jni.so > "$NATIVES/files.txt"
+printf '%s\n' "$LIB_NAME" libcsranet_jni.so > "$NATIVES/files.txt"
 
 echo "== jar"
 jar --create --file "$OUT/csranet.jar" -C "$OUT/classes" . -C "$OUT/resources" natives
@@ -84,6 +87,6 @@ if [ "$WITH_TESTS" = 1 ]; then
   find "$HERE/src/test/java" -name '*.java' | sort > "$OUT/test-sources.txt"
   javac --release 17 -Xlint:all,-try -Werror -encoding UTF-8 -cp "$OUT/classes" -d "$OUT/test-classes" @"$OUT/test-sources.txt"
   "$CC" -std=c11 -O2 -Wall -Wextra -Werror -I"$ROOT/include" "$HERE/src/test/c/reference.c" \
-    -o "$OUT/reference" -L"$NATIVES" -lcsranet -Wl,-rpath,"$NATIVES" -Wl,--disable-new-dtags
+    -o "$OUT/reference" -L"$LIB_DIR" -lcsranet -Wl,-rpath,"$NATIVES" -Wl,--disable-new-dtags
 fi
 echo "built $OUT/csranet.jar ($(du -h "$OUT/csranet.jar" | cut -f1)) for $PLATFORM from $LIB_DIR/libcsranet.so"

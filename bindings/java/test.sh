@@ -45,7 +45,7 @@ set +e
   -Dcsranet.test.reference="$OUT/reference.txt" \
   -Dcsranet.test.ppm="$OUT/patch1.ppm" \
   -Dcsranet.test.scratch="$OUT/scratch" \
-  -Dcsranet.test.expectedLib="$NATIVES/libcsranet.so" \
+  -Dcsranet.test.expectedLib="$(ls "$NATIVES"/libcsranet.so* | head -n1)" \
   -cp "$CP" io.csranet.CsraTests 2>&1 | tee "$OUT/java-tests.log"
 status=${PIPESTATUS[0]}
 set -e

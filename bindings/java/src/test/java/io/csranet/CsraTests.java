@@ -88,7 +88,7 @@ public final class CsraTests {
             List<String> libs = new ArrayList<>();
             for (String line : maps) {
                 int i = line.indexOf('/');
-                if (i >= 0 && line.endsWith("/libcsranet.so")) {
+                if (i >= 0 && line.matches(".*/libcsranet\\.so(\\.[0-9]+)*")) {
                     String p = line.substring(i);
                     if (!libs.contains(p)) {
                         libs.add(p);
