@@ -45,6 +45,7 @@ impl<T, E: Display> Context<T> for std::result::Result<T, E> {
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "compare",
+    bin_name = "cargo bench --bench compare --",
     version,
     after_help = "\
 Rows: `forward` (eval mode, batches of --batch random tiles of --size px), `image` \
