@@ -230,31 +230,88 @@ fn eval_postprocess_only_on_ground_truth() {
 }
 
 #[test]
-fn bench_small_run() {
+fn bench_reports_forward_and_segment_image_throughput() {
     let o = run(&[
         "bench",
-        "--presets",
-        "lite",
         "--batch",
-        "1",
+        "1,2",
         "--iters",
         "1",
-        "--warmup",
-        "0",
         "--size",
         "64",
         "--image-size",
-        "0",
+        "128",
+        "--threads",
+        "1",
         "--json",
     ]);
     let stdout = text(&o.stdout);
     assert!(o.status.success(), "stderr: {}", text(&o.stderr));
     let v: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    let row = &v["rows"][0];
-    assert_eq!(row["preset"], "lite");
-    assert_eq!(row["batch"], 1);
-    assert!(row["median_ms"].as_f64().unwrap() > 0.0);
-    assert!(stdout.contains("tiles/s"));
+    assert_eq!(v["threads"], 1);
+    assert_eq!(v["device"], "cpu");
+    assert!(!v["model"].as_str().unwrap().is_empty());
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{v}");
+    for (row, batch) in rows.iter().zip([1, 2]) {
+        assert_eq!(row["kind"], "forward");
+        assert_eq!(row["size"], 64);
+        assert_eq!(row["batch"], batch);
+        assert!(row["median_ms"].as_f64().unwrap() > 0.0);
+        assert!(row["tiles_per_s"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(rows[2]["kind"], "segment_image");
+    assert_eq!(rows[2]["size"], 128);
+    assert_eq!(rows[2]["tiles"], 1);
+    assert!(rows[2]["megapixels_per_s"].as_f64().unwrap() > 0.0);
+    assert!(
+        stdout.contains("tiles/s") && stdout.contains("MP/s"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bench_rejects_bad_sizes_cleanly() {
+    assert_clean_failure(&run(&["bench", "--size", "8"]), "--size");
+    assert_clean_failure(&run(&["bench", "--batch", "0"]), "--batch");
+    assert_clean_failure(&run(&["bench", "--image-size", "10"]), "--image-size");
+}
+
+/// The `compare` bench target (benches/compare.rs), compiled into this test as well: `cargo
+/// test` then checks that it builds, that its options are consistent, and that a row runs.
+#[allow(dead_code)]
+#[path = "../benches/compare.rs"]
+mod compare;
+
+#[test]
+fn compare_bench_builds_and_times_a_forward_row() {
+    use clap::{CommandFactory, Parser};
+    compare::CompareArgs::command().debug_assert();
+    let a = compare::CompareArgs::try_parse_from([
+        "compare", "--size", "64", "--iters", "2", "--warmup", "0", "--raa", "off", "--bench",
+    ])
+    .unwrap();
+    let v = compare::run_one(&a, "forward", "lite", 2).unwrap();
+    assert_eq!(v["impl"], "candle");
+    assert_eq!(v["kind"], "forward");
+    assert_eq!(v["preset"], "lite");
+    assert_eq!(v["raa"], false);
+    assert_eq!(
+        (v["size"].clone(), v["batch"].clone()),
+        (64.into(), 2.into())
+    );
+    assert_eq!(v["iters"], 2);
+    let (med, min) = (
+        v["median_ms"].as_f64().unwrap(),
+        v["min_ms"].as_f64().unwrap(),
+    );
+    assert!(min > 0.0 && min <= med, "{v}");
+    if cfg!(target_os = "linux") {
+        assert!(v["peak_rss_mib"].as_f64().unwrap() > 1.0, "{v}");
+    }
+    // Bad options fail before any row runs.
+    let bad = compare::CompareArgs::try_parse_from(["compare", "--size", "8"]).unwrap();
+    assert!(compare::run(bad).unwrap_err().contains("--size"));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //!
 //! - `csranet segment IMAGE...`: QuPath GeoJSON, overlay PNG and a per-class table per image;
 //! - `csranet eval --data DIR`: pixel and instance metrics on an annotated dataset;
-//! - `csranet bench`: forward-pass and large-image timings;
+//! - `csranet bench`: forward-pass and `segment_image` throughput of a model on this computer;
 //! - `csranet train --data DIR`: a training run with checkpoints and a final evaluation;
 //! - `csranet convert --weights W --out F [--f16]`: rewrite a weights file.
 //!
@@ -29,7 +29,7 @@ enum Command {
     Segment(cli::segment::SegmentArgs),
     /// Evaluate on an annotated dataset: pixel and instance metrics (PQ, bPQ, mPQ, AJI, ...).
     Eval(cli::eval::EvalArgs),
-    /// Time forward passes and tiled segmentation of untrained models.
+    /// Time forward passes (tiles/s) and segment_image (MP/s) of a model on this computer.
     Bench(cli::bench::BenchArgs),
     /// Train a model (supervised, FixMatch, UniMatch or CSRA-Net) on a CoNSeP-style dataset.
     Train(cli::train::TrainArgs),

@@ -17,6 +17,7 @@ pub mod folder;
 pub mod npy;
 pub mod pannuke;
 pub mod split;
+pub mod synthetic;
 
 use std::collections::HashMap;
 use std::fmt;

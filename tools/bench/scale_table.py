@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Reads `csranet bench --rows image --json`'s last line on stdin; prints how time and memory
-grow with the image side, and the time for a 40x whole slide (100,000 x 80,000 px) from the
-throughput of the largest image measured. Standard library only.
+"""Reads the last line of `cargo bench --bench compare -- --rows image --json` on stdin; prints
+how time and memory grow with the image side, and the time for a 40x whole slide
+(100,000 x 80,000 px) from the throughput of the largest image measured. Standard library only.
 
 "RSS before the call" includes the input image (3 bytes per pixel); "growth less result maps"
 subtracts the class map (1 byte per pixel) and the instance label map (4 bytes per pixel) that

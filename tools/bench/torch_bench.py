@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch side of `csranet bench --torch PYTHON`: one benchmark row per call.
+"""PyTorch side of `cargo bench --bench compare -- --torch PYTHON`: one benchmark row per call.
 
 The network is torchvision's DeepLabV3 on a torchvision ResNet, built exactly as
 tools/parity/make_fixtures.py builds its parity models (ResNet._make_layer, BasicBlock /
