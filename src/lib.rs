@@ -5,6 +5,7 @@
 
 pub mod data;
 pub mod ffi;
+pub mod imaging;
 pub mod infer;
 pub mod io;
 pub mod metrics;

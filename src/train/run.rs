@@ -4,7 +4,8 @@
 use super::sampler::{CasConfig, CasSampler, SamplerState};
 use super::trainer::{StepReport, TrainConfig, TrainTile, Trainer, TrainerState};
 use crate::data::{split::split_by_source, Dataset, Sample};
-use crate::infer::{ImageView, PixelFormat, SegmentOptions};
+use crate::imaging::{ImageView, PixelFormat};
+use crate::infer::SegmentOptions;
 use crate::io::weights::{self, write_atomic};
 use crate::metrics::evaluate::{evaluate_model, Evaluation};
 use crate::model::{Config, CsraNet};

@@ -8,7 +8,8 @@
 use super::{CliError, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
-use csranet::infer::{segment_image, ImageView, PixelFormat, SegmentOptions};
+use csranet::imaging::{ImageView, PixelFormat};
+use csranet::infer::{segment_image, SegmentOptions};
 use csranet::train::trainer::{Method, TrainConfig, TrainTile, Trainer};
 use csranet::{Config, CsraNet};
 use rand::{Rng, SeedableRng};
