@@ -1,10 +1,10 @@
 //! The training step: supervised-only, FixMatch, UniMatch and CSRA-Net (SWC) by
 //! configuration (METHOD.md §2), with checkpoints.
 
-use super::augment::{self, Image, StrongConfig, WeakConfig, IGNORE};
+use super::augment::{self, StrongConfig, WeakConfig};
 use super::losses::{contrastive, cross_entropy, masked_cross_entropy};
 use super::optim::{OptimConfig, Sgd};
-use crate::infer::image::{ImageView, Normalize};
+use crate::imaging::{ImageView, Normalize, PlanarImage, IGNORE};
 use crate::model::{CsraNet, Kind};
 use candle_core::{bail, DType, Result, Tensor, Var};
 use rand::{Rng, SeedableRng};
@@ -165,7 +165,7 @@ pub struct Trainer {
     rng: ChaCha8Rng,
 }
 
-fn to_image(v: &ImageView) -> Image {
+fn to_image(v: &ImageView) -> PlanarImage {
     let (w, h) = (v.width(), v.height());
     let mut data = vec![0f32; 3 * w * h];
     for y in 0..h {
@@ -176,7 +176,7 @@ fn to_image(v: &ImageView) -> Image {
             }
         }
     }
-    Image {
+    PlanarImage {
         width: w,
         height: h,
         data,
@@ -184,7 +184,11 @@ fn to_image(v: &ImageView) -> Image {
 }
 
 /// Normalised `[B, 3, H, W]` tensor of same-sized images.
-fn images_tensor(cfg: &TrainConfig, imgs: &[Image], dev: &candle_core::Device) -> Result<Tensor> {
+fn images_tensor(
+    cfg: &TrainConfig,
+    imgs: &[PlanarImage],
+    dev: &candle_core::Device,
+) -> Result<Tensor> {
     let (w, h) = (imgs[0].width, imgs[0].height);
     let n = w * h;
     let mut buf = Vec::with_capacity(imgs.len() * 3 * n);
@@ -387,7 +391,7 @@ impl Trainer {
             }
         }
         // One training forward over all views (batch norm sees them together).
-        let all: Vec<Image> = views.iter().flat_map(|v| v.iter().cloned()).collect();
+        let all: Vec<PlanarImage> = views.iter().flat_map(|v| v.iter().cloned()).collect();
         let x = images_tensor(&cfg, &all, &dev)?;
         let parts = model.forward_parts(&x, true)?;
         let logits = parts.logits;
@@ -629,7 +633,7 @@ mod tests {
         let data: Vec<(Vec<u8>, Vec<u8>)> = (0..4).map(tile).collect();
         let views: Vec<ImageView> = data
             .iter()
-            .map(|(i, _)| ImageView::new(i, 64, 64, 192, crate::infer::PixelFormat::Rgb8))
+            .map(|(i, _)| ImageView::new(i, 64, 64, 192, crate::imaging::PixelFormat::Rgb8))
             .collect::<Result<_>>()?;
         for method in [
             Method::Supervised,
@@ -687,7 +691,7 @@ mod tests {
     #[test]
     fn nan_loss_is_an_error_and_leaves_weights_and_statistics_unchanged() -> Result<()> {
         let (img, lab) = tile(1);
-        let view = ImageView::new(&img, 64, 64, 192, crate::infer::PixelFormat::Rgb8)?;
+        let view = ImageView::new(&img, 64, 64, 192, crate::imaging::PixelFormat::Rgb8)?;
         let model = CsraNet::new(&tiny(), &Device::Cpu, 1)?;
         let w = model.params().get("classifier.4.bias").unwrap();
         w.set(&Tensor::new(&[f32::NAN, 0., 0., 0., 0.], &Device::Cpu)?)?;
@@ -720,7 +724,7 @@ mod tests {
     #[test]
     fn bad_batches_are_refused() -> Result<()> {
         let (img, lab) = tile(2);
-        let view = ImageView::new(&img, 64, 64, 192, crate::infer::PixelFormat::Rgb8)?;
+        let view = ImageView::new(&img, 64, 64, 192, crate::imaging::PixelFormat::Rgb8)?;
         let model = CsraNet::new(&tiny(), &Device::Cpu, 1)?;
         let mut t = Trainer::new(cfg(Method::Csra))?;
         assert!(t.step(&model, &[], &[]).is_err());
