@@ -396,12 +396,14 @@ fn train_row(a: &CompareArgs, preset: &str, swc: bool) -> Result<Value> {
         .map(|i| TrainTile {
             image: views[i],
             label: Some(&labels[i]),
+            instances: None,
         })
         .collect();
     let unl: Vec<TrainTile> = (n..2 * n)
         .map(|i| TrainTile {
             image: views[i],
             label: None,
+            instances: None,
         })
         .collect();
     let mut cfg = TrainConfig {

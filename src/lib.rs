@@ -7,6 +7,7 @@
 pub mod data;
 pub mod eval;
 pub mod ffi;
+pub mod imaging;
 pub mod infer;
 pub mod io;
 pub mod metrics;

@@ -2,7 +2,7 @@
 //! deterministic labelled / unlabelled splits.
 //!
 //! - [`consep`]: `DIR/{images,inst,type}/NAME.*` with `inst_class.json` in `DIR` or its parent
-//!   (the layout of `../shared/data/consep/{train,test}`), and the flat layout of the test
+//!   (one parent holding a `train/` and a `test/` split), and the flat layout of the test
 //!   fixture tiles (`NAME.png`, `NAME_inst.png`, `NAME_type.png`, `inst_class.json`).
 //! - [`pannuke`]: PanNuke's official fold format (`images.npy`, `masks.npy`, `types.npy`).
 //! - [`folder`]: a plain folder of images without labels (the unlabelled pool).
@@ -24,6 +24,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use split::{group_key, parse_fraction, split_by_source, Split};
+
+use crate::imaging::RgbImage;
 
 /// Errors of the dataset readers; each names the file (or tile) at fault.
 #[derive(Debug)]
@@ -88,18 +90,7 @@ impl std::error::Error for DataError {
     }
 }
 
-/// Class-map value of a nucleus pixel whose class is unknown (a set with instances only, or
-/// classes that do not map onto the model's): it trains the foreground and geometry outputs,
-/// not the class.
-pub const UNKNOWN_CLASS: u8 = 254;
-
-/// 8-bit RGB image, row-major, 3 bytes per pixel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RgbImage {
-    pub width: usize,
-    pub height: usize,
-    pub data: Vec<u8>,
-}
+pub use crate::imaging::UNKNOWN_CLASS;
 
 /// One annotated tile.
 #[derive(Debug, Clone, PartialEq)]

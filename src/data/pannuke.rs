@@ -14,7 +14,8 @@
 //! appended in order of appearance. Images are rounded and clamped to 0..255.
 
 use super::npy::{DType, NpyArray};
-use super::{DataError, Dataset, RgbImage, Sample};
+use super::{DataError, Dataset, Sample};
+use crate::imaging::RgbImage;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 

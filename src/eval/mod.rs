@@ -146,7 +146,7 @@ pub fn evaluate_model(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::RgbImage;
+    use crate::imaging::RgbImage;
     use std::collections::HashMap;
 
     /// A 16 x 12 tile with two 5 x 5 nuclei of classes 1 and 2.

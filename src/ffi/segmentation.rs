@@ -6,10 +6,9 @@
 
 use super::model::CsraModel;
 use super::status::{guard, not_null, read_versioned, CsraStatus, Fail, OrStatus};
+use crate::imaging::{ImageView, PixelFormat};
 use crate::infer::segment::MAX_TILE_SIDE;
-use crate::infer::{
-    segment_image, segment_tile, ImageView, PixelFormat, SegmentOptions, Segmentation,
-};
+use crate::infer::{segment_image, segment_tile, SegmentOptions, Segmentation};
 use std::ffi::c_void;
 
 /// Pixel layouts of `CsraImage.format`.

@@ -9,7 +9,7 @@ use super::{nanmean, ratio, MetricsError};
 use serde::{Deserialize, Serialize};
 
 /// Ground-truth class value that is skipped by [`ConfusionMatrix::add`].
-pub const IGNORE: u8 = 255;
+pub use crate::imaging::IGNORE;
 
 /// Counts of (ground-truth class, predicted class) pixel pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]

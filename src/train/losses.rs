@@ -1,7 +1,7 @@
 //! Losses of the training step (METHOD.md §2): segmentation cross-entropy with an ignore
 //! value and pixel weights, and the strong-weak contrastive term.
 
-use crate::train::augment::IGNORE;
+use crate::imaging::IGNORE;
 use candle_core::{bail, DType, Result, Tensor, D};
 
 /// Per-pixel cross-entropy `[B, H, W]` of logits `[B, C, H, W]` against labels `[B, H, W]`

@@ -8,7 +8,8 @@ pub mod segment;
 pub mod train;
 
 use clap::Args;
-use csranet::infer::{ImageView, PixelFormat, PostprocessConfig};
+use csranet::imaging::{ImageView, PixelFormat};
+use csranet::infer::PostprocessConfig;
 use csranet::{Config, CsraNet};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt;

@@ -12,7 +12,7 @@ use super::augment::{StrongConfig, WeakConfig};
 use super::optim::{OptimConfig, Sgd};
 use crate::infer::image::{ImageView, Normalize};
 use crate::model::{CsraNet, Kind};
-use crate::train::augment::IGNORE;
+use crate::imaging::IGNORE;
 use crate::train::geometry::UNKNOWN_CLASS;
 use candle_core::{bail, Result, Tensor, Var};
 use rand::SeedableRng;

@@ -5,7 +5,7 @@ use super::{Method, TrainConfig, TrainTile};
 use crate::infer::image::ImageView;
 use crate::model::CsraNet;
 use crate::train::augment::{self, CutBox};
-use crate::train::augment::{Image as PlanarImage, IGNORE};
+use crate::imaging::{PlanarImage, IGNORE};
 use crate::train::geometry::{class_targets, hv_targets, label_masks};
 use candle_core::{Device, Result, Tensor};
 use rand::Rng;
