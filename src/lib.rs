@@ -1,9 +1,11 @@
 //! csranet: semi-supervised nucleus segmentation (CSRA-Net) with a stable C ABI.
 //!
 //! The Rust API: build a [`CsraNet`] from a [`Config`], load weights with
-//! [`io::weights`], segment with [`infer`].
+//! [`io::weights`], segment with [`infer`]. Fallible functions return [`Result`], whose
+//! [`Error`] says by its [`ErrorKind`] what went wrong.
 
 pub mod data;
+pub mod error;
 pub mod ffi;
 pub mod infer;
 pub mod io;
@@ -12,4 +14,5 @@ pub mod model;
 pub mod ops;
 pub mod train;
 
+pub use error::{Error, ErrorKind, Result};
 pub use model::{Config, CsraNet};

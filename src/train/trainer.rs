@@ -6,7 +6,8 @@ use super::losses::{contrastive, cross_entropy, masked_cross_entropy};
 use super::optim::{OptimConfig, Sgd};
 use crate::infer::image::{ImageView, Normalize};
 use crate::model::{CsraNet, Kind};
-use candle_core::{bail, DType, Result, Tensor, Var};
+use crate::{Error, ErrorKind, Result};
+use candle_core::{DType, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -91,44 +92,48 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Checks every field; the error ([`ErrorKind::InvalidArgument`]) names the bad one.
     pub fn validate(&self) -> Result<()> {
         self.optim.validate()?;
-        self.weak.validate().map_err(candle_core::Error::Msg)?;
-        self.strong.validate().map_err(candle_core::Error::Msg)?;
+        self.weak.validate().map_err(Error::invalid)?;
+        self.strong.validate().map_err(Error::invalid)?;
         if self.weak.crop_width != self.weak.crop_height {
             // candle 0.11's conv2d backward takes the transposed conv's output padding from
             // the height alone: height and width of different parity get wrong gradients.
-            bail!(
-                "train.weak crop must be square (got {}x{}): see CANDLE-NOTES in README",
-                self.weak.crop_width,
-                self.weak.crop_height
-            )
+            return Err(Error::invalid(format!(
+                "train.weak crop must be square (got {}x{}): see docs/CANDLE-NOTES.md",
+                self.weak.crop_width, self.weak.crop_height
+            )));
         }
         if !(0.0..=1.0).contains(&self.tau) {
-            bail!("train.tau must be in [0, 1], got {}", self.tau)
+            return Err(Error::invalid(format!(
+                "train.tau must be in [0, 1], got {}",
+                self.tau
+            )));
         }
         for (n, v) in [("lambda_u", self.lambda_u), ("lambda_c", self.lambda_c)] {
             if !(v.is_finite() && v >= 0.0) {
-                bail!("train.{n} must be >= 0, got {v}")
+                return Err(Error::invalid(format!("train.{n} must be >= 0, got {v}")));
             }
         }
         if !(0.0..=1.0).contains(&self.labelled_photometric) {
-            bail!(
+            return Err(Error::invalid(format!(
                 "train.labelled_photometric must be in [0, 1], got {}",
                 self.labelled_photometric
-            )
+            )));
         }
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            bail!(
+            return Err(Error::invalid(format!(
                 "train.temperature must be positive, got {}",
                 self.temperature
-            )
+            )));
         }
         Normalize {
             mean: self.normalize_mean,
             std: self.normalize_std,
         }
         .validate()
+        .map_err(|e| Error::from_candle(ErrorKind::InvalidArgument, e))
     }
 
     fn uses_unlabelled(&self) -> bool {
@@ -184,7 +189,11 @@ fn to_image(v: &ImageView) -> Image {
 }
 
 /// Normalised `[B, 3, H, W]` tensor of same-sized images.
-fn images_tensor(cfg: &TrainConfig, imgs: &[Image], dev: &candle_core::Device) -> Result<Tensor> {
+fn images_tensor(
+    cfg: &TrainConfig,
+    imgs: &[Image],
+    dev: &candle_core::Device,
+) -> candle_core::Result<Tensor> {
     let (w, h) = (imgs[0].width, imgs[0].height);
     let n = w * h;
     let mut buf = Vec::with_capacity(imgs.len() * 3 * n);
@@ -197,7 +206,12 @@ fn images_tensor(cfg: &TrainConfig, imgs: &[Image], dev: &candle_core::Device) -
     Tensor::from_vec(buf, (imgs.len(), 3, h, w), dev)
 }
 
-fn u8_tensor(planes: &[Vec<u8>], w: usize, h: usize, dev: &candle_core::Device) -> Result<Tensor> {
+fn u8_tensor(
+    planes: &[Vec<u8>],
+    w: usize,
+    h: usize,
+    dev: &candle_core::Device,
+) -> candle_core::Result<Tensor> {
     let flat: Vec<u32> = planes
         .iter()
         .flat_map(|p| p.iter().map(|&v| v as u32))
@@ -226,29 +240,37 @@ impl Trainer {
         unlabelled: &[TrainTile],
     ) -> Result<StepReport> {
         if labelled.is_empty() {
-            bail!("the labelled batch is empty")
+            return Err(Error::invalid("the labelled batch is empty"));
         }
         for (i, t) in labelled.iter().enumerate() {
             match t.label {
-                None => bail!("labelled tile {i} has no class map"),
-                Some(l) if l.len() != t.image.width() * t.image.height() => bail!(
-                    "labelled tile {i}: class map has {} values, image has {} pixels",
-                    l.len(),
-                    t.image.width() * t.image.height()
-                ),
+                None => {
+                    return Err(Error::invalid(format!(
+                        "labelled tile {i} has no class map"
+                    )))
+                }
+                Some(l) if l.len() != t.image.width() * t.image.height() => {
+                    return Err(Error::invalid(format!(
+                        "labelled tile {i}: class map has {} values, image has {} pixels",
+                        l.len(),
+                        t.image.width() * t.image.height()
+                    )))
+                }
                 Some(l) => {
                     let nc = model.config().num_classes;
                     if let Some(bad) = l.iter().find(|&&v| v != IGNORE && v as usize >= nc) {
-                        bail!("labelled tile {i}: class {bad} is out of range for {nc} classes")
+                        return Err(Error::invalid(format!(
+                            "labelled tile {i}: class {bad} is out of range for {nc} classes"
+                        )));
                     }
                 }
             }
         }
         if self.cfg.uses_unlabelled() && unlabelled.len() < 2 {
-            bail!(
+            return Err(Error::invalid(format!(
                 "method {:?} needs an unlabelled batch of at least 2 tiles",
                 self.cfg.method
-            )
+            )));
         }
         let buffers: Vec<(Var, Tensor)> = model
             .params()
@@ -288,10 +310,9 @@ impl Trainer {
         let mut ll = Vec::new();
         for t in labelled {
             let (mut im, lab) = augment::weak_view(&to_image(&t.image), t.label, &cfg.weak, rng)
-                .map_err(candle_core::Error::Msg)?;
+                .map_err(Error::invalid)?;
             if cfg.labelled_photometric > 0.0 && rng.random::<f64>() < cfg.labelled_photometric {
-                im =
-                    augment::strong_view(&im, &cfg.strong, rng).map_err(candle_core::Error::Msg)?;
+                im = augment::strong_view(&im, &cfg.strong, rng).map_err(Error::invalid)?;
             }
             lw.push(im);
             ll.push(lab.expect("label"));
@@ -302,9 +323,7 @@ impl Trainer {
         let mut strong_l = Vec::new();
         if cfg.method == Method::Csra {
             for im in &lw {
-                strong_l.push(
-                    augment::strong_view(im, &cfg.strong, rng).map_err(candle_core::Error::Msg)?,
-                );
+                strong_l.push(augment::strong_view(im, &cfg.strong, rng).map_err(Error::invalid)?);
             }
             views.push(strong_l.clone());
         }
@@ -319,7 +338,7 @@ impl Trainer {
             for t in unlabelled {
                 let zeros = vec![0u8; t.image.width() * t.image.height()];
                 let (im, v) = augment::weak_view(&to_image(&t.image), Some(&zeros), &cfg.weak, rng)
-                    .map_err(candle_core::Error::Msg)?;
+                    .map_err(Error::invalid)?;
                 uw.push(im);
                 valid.push(v.expect("plane"));
             }
@@ -337,10 +356,10 @@ impl Trainer {
                 let mut imgs = Vec::with_capacity(nu);
                 for i in 0..nu {
                     let j = (i + 1) % nu;
-                    let mut im = augment::strong_view(&uw[i], &cfg.strong, rng)
-                        .map_err(candle_core::Error::Msg)?;
-                    let mix = augment::strong_view(&uw[j], &cfg.strong, rng)
-                        .map_err(candle_core::Error::Msg)?;
+                    let mut im =
+                        augment::strong_view(&uw[i], &cfg.strong, rng).map_err(Error::invalid)?;
+                    let mix =
+                        augment::strong_view(&uw[j], &cfg.strong, rng).map_err(Error::invalid)?;
                     let b = augment::cutmix_box(cw, ch, &cfg.strong, rng);
                     if let Some(b) = &b {
                         augment::paste_box_image(&mut im, &mix, b);
@@ -396,7 +415,7 @@ impl Trainer {
         let mut total;
         let nu = s1.len();
         // Confidence-masked CE of strong view k, whose logits start at `at + k * nu`.
-        let unsup = |k: usize, at: usize| -> Result<Tensor> {
+        let unsup = |k: usize, at: usize| -> candle_core::Result<Tensor> {
             masked_cross_entropy(
                 &logits.narrow(0, at + k * nu, nu)?,
                 &targets[k].0,
@@ -470,7 +489,7 @@ impl Trainer {
                             .map(|_| same[rng.random_range(0..same.len())])
                             .collect();
                         let idx = Tensor::from_vec(pick, n, &dev)?;
-                        let flat = |start: usize| -> Result<Tensor> {
+                        let flat = |start: usize| -> candle_core::Result<Tensor> {
                             f.narrow(0, start, nu)?
                                 .permute((0, 2, 3, 1))?
                                 .reshape((nu * fh * fw, d))?
@@ -490,10 +509,10 @@ impl Trainer {
         }
         let loss = total.to_scalar::<f32>()? as f64;
         if !loss.is_finite() {
-            bail!(
+            return Err(Error::non_finite(format!(
                 "loss is {loss} at step {}; weights left unchanged",
                 self.step
-            )
+            )));
         }
         let grads = total.backward()?;
         let params = model.params().trainable();
@@ -630,7 +649,7 @@ mod tests {
         let views: Vec<ImageView> = data
             .iter()
             .map(|(i, _)| ImageView::new(i, 64, 64, 192, crate::infer::PixelFormat::Rgb8))
-            .collect::<Result<_>>()?;
+            .collect::<candle_core::Result<_>>()?;
         for method in [
             Method::Supervised,
             Method::FixMatch,
@@ -704,6 +723,7 @@ mod tests {
             )
             .unwrap_err();
         assert!(e.to_string().contains("loss is NaN"), "{e}");
+        assert_eq!(e.kind(), ErrorKind::NonFinite, "{e}");
         for ((n, a), (_, b)) in snap.iter().zip(model.params().snapshot()?) {
             let same = a
                 .flatten_all()?
@@ -723,7 +743,8 @@ mod tests {
         let view = ImageView::new(&img, 64, 64, 192, crate::infer::PixelFormat::Rgb8)?;
         let model = CsraNet::new(&tiny(), &Device::Cpu, 1)?;
         let mut t = Trainer::new(cfg(Method::Csra))?;
-        assert!(t.step(&model, &[], &[]).is_err());
+        let e = t.step(&model, &[], &[]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
         let bad = vec![9u8; 64 * 64];
         let e = t
             .step(
@@ -736,6 +757,7 @@ mod tests {
             )
             .unwrap_err();
         assert!(e.to_string().contains("out of range"), "{e}");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
         let e = t
             .step(
                 &model,
@@ -749,7 +771,9 @@ mod tests {
         assert!(e.to_string().contains("unlabelled"), "{e}");
         let mut c = cfg(Method::Csra);
         c.weak.crop_height = 32;
-        assert!(Trainer::new(c).is_err());
+        let e = Trainer::new(c).err().expect("a non-square crop is refused");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert!(e.to_string().contains("docs/CANDLE-NOTES.md"), "{e}");
         Ok(())
     }
 }
