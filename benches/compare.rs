@@ -390,7 +390,7 @@ fn train_row(a: &CompareArgs, preset: &str, swc: bool) -> Result<Value> {
     let views: Vec<ImageView> = imgs
         .iter()
         .map(|im| ImageView::new(im, s, s, s * 3, PixelFormat::Rgb8))
-        .collect::<candle_core::Result<_>>()
+        .collect::<csranet::Result<_>>()
         .context(|| "synthetic tiles".into())?;
     let lab: Vec<TrainTile> = (0..n)
         .map(|i| TrainTile {

@@ -3,7 +3,7 @@
 
 use super::Dataset;
 use super::UNKNOWN_CLASS;
-use candle_core::{Error, Result};
+use crate::{Error, Result};
 
 /// A labelled set and which of its tiles to use.
 pub struct Part {
@@ -57,7 +57,7 @@ pub fn combine(parts: Vec<Part>, class_names: &[String]) -> Result<Dataset> {
             samples.push(s);
         }
         if samples.len() == before {
-            return Err(Error::Msg(format!(
+            return Err(Error::invalid(format!(
                 "no tile matches {}",
                 part.pattern.as_deref().unwrap_or("(all)")
             )));
@@ -66,7 +66,7 @@ pub fn combine(parts: Vec<Part>, class_names: &[String]) -> Result<Dataset> {
     let mut names: Vec<&str> = samples.iter().map(|s| s.name.as_str()).collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(Error::Msg(format!(
+        return Err(Error::invalid(format!(
             "tile name {} appears in two sets: rename one, or choose tiles with a pattern",
             w[0]
         )));

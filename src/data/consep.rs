@@ -12,7 +12,11 @@
 //! `"tissue_class": <int>` (and other keys, ignored). Without `"classes"` the classes are named
 //! `class_1 ..` up to the largest class id found.
 
-use super::{check_ids, read_label_u32, read_label_u8, read_rgb, DataError, Dataset, Sample};
+use super::{
+    check_ids, format_err, ids_err, io_err, missing, read_label_u32, read_label_u8, read_rgb,
+    shape_err, Dataset, Sample,
+};
+use crate::Result;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,15 +35,8 @@ struct ClassTable {
     path: PathBuf,
 }
 
-fn format_err(path: &Path, msg: impl Into<String>) -> DataError {
-    DataError::Format {
-        path: path.to_path_buf(),
-        msg: msg.into(),
-    }
-}
-
-fn read_class_table(path: &Path) -> Result<ClassTable, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+fn read_class_table(path: &Path) -> Result<ClassTable> {
+    let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
     let v: Value =
         serde_json::from_str(&text).map_err(|e| format_err(path, format!("invalid JSON: {e}")))?;
     let obj = v
@@ -138,12 +135,12 @@ fn read_class_table(path: &Path) -> Result<ClassTable, DataError> {
 }
 
 /// Loads one split of the CoNSeP layout: `root/split`.
-pub fn load_split(root: impl AsRef<Path>, split: &str) -> Result<Dataset, DataError> {
+pub fn load_split(root: impl AsRef<Path>, split: &str) -> Result<Dataset> {
     load_dir(root.as_ref().join(split))
 }
 
 /// Path of `inst_class.json` for a folder-layout directory: in `dir`, else in its parent.
-pub fn find_class_table(dir: &Path) -> Result<PathBuf, DataError> {
+pub fn find_class_table(dir: &Path) -> Result<PathBuf> {
     let here = dir.join("inst_class.json");
     if here.is_file() {
         return Ok(here);
@@ -154,17 +151,17 @@ pub fn find_class_table(dir: &Path) -> Result<PathBuf, DataError> {
             return Ok(up);
         }
     }
-    Err(DataError::Missing {
-        path: here,
-        what: "inst_class.json (looked in the directory and its parent)".into(),
-    })
+    Err(missing(
+        &here,
+        "inst_class.json (looked in the directory and its parent)",
+    ))
 }
 
-fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| io_err(dir, e))?;
     let mut out = Vec::new();
     for e in rd {
-        let e = e.map_err(|e| DataError::io(dir, e))?;
+        let e = e.map_err(|e| io_err(dir, e))?;
         out.push(e.path());
     }
     out.sort();
@@ -178,7 +175,7 @@ fn has_image_ext(p: &Path) -> bool {
 }
 
 /// Loads `dir/{images,inst,type}` with its `inst_class.json`.
-pub fn load_dir(dir: impl AsRef<Path>) -> Result<Dataset, DataError> {
+pub fn load_dir(dir: impl AsRef<Path>) -> Result<Dataset> {
     let dir = dir.as_ref();
     if find_class_table(dir).is_err()
         && dir.join("images").is_dir()
@@ -189,10 +186,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<Dataset, DataError> {
     }
     for sub in ["images", "inst", "type"] {
         if !dir.join(sub).is_dir() {
-            return Err(DataError::Missing {
-                path: dir.join(sub),
-                what: "directory".into(),
-            });
+            return Err(missing(&dir.join(sub), "directory"));
         }
     }
     let table = read_class_table(&find_class_table(dir)?)?;
@@ -207,10 +201,10 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<Dataset, DataError> {
         jobs.push((name, img, inst, typ));
     }
     if jobs.is_empty() {
-        return Err(DataError::Missing {
-            path: dir.join("images"),
-            what: "images (*.jpg, *.jpeg, *.png)".into(),
-        });
+        return Err(missing(
+            &dir.join("images"),
+            "images (*.jpg, *.jpeg, *.png)",
+        ));
     }
     build(jobs, &table)
 }
@@ -218,7 +212,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<Dataset, DataError> {
 /// A set annotated without classes: `images/` + `inst/` and no class table or `type/` (a
 /// folder with `type/` but no `inst_class.json` is an error). Every nucleus is class 1 of
 /// `["background", "nucleus"]`. (The `type/` branch below serves callers that opt in.)
-fn load_instances_only(dir: &Path) -> Result<Dataset, DataError> {
+fn load_instances_only(dir: &Path) -> Result<Dataset> {
     let has_type = dir.join("type").is_dir();
     let mut samples = Vec::new();
     for img_p in list_dir(&dir.join("images"))?
@@ -233,10 +227,10 @@ fn load_instances_only(dir: &Path) -> Result<Dataset, DataError> {
             let type_p = dir.join("type").join(format!("{name}.png"));
             let (tw, th, t) = read_label_u8(&type_p)?;
             if (tw, th) != (iw, ih) {
-                return Err(DataError::Shape {
-                    path: type_p,
-                    msg: format!("{tw}x{th}, but the instance map is {iw}x{ih}"),
-                });
+                return Err(shape_err(
+                    &type_p,
+                    format!("{tw}x{th}, but the instance map is {iw}x{ih}"),
+                ));
             }
             // Background pixels of the type map inside an instance become class 1.
             t.iter()
@@ -247,13 +241,13 @@ fn load_instances_only(dir: &Path) -> Result<Dataset, DataError> {
             inst.iter().map(|&i| u8::from(i > 0)).collect::<Vec<u8>>()
         };
         if (iw, ih) != (image.width, image.height) {
-            return Err(DataError::Shape {
-                path: inst_p,
-                msg: format!(
+            return Err(shape_err(
+                &inst_p,
+                format!(
                     "{iw}x{ih}, but the image is {}x{}",
                     image.width, image.height
                 ),
-            });
+            ));
         }
         let mut votes: HashMap<u32, HashMap<u8, usize>> = HashMap::new();
         for (&i, &c) in inst.iter().zip(&class_map) {
@@ -280,10 +274,10 @@ fn load_instances_only(dir: &Path) -> Result<Dataset, DataError> {
         });
     }
     if samples.is_empty() {
-        return Err(DataError::Missing {
-            path: dir.join("images"),
-            what: "images (*.jpg, *.jpeg, *.png)".into(),
-        });
+        return Err(missing(
+            &dir.join("images"),
+            "images (*.jpg, *.jpeg, *.png)",
+        ));
     }
     let k = samples
         .iter()
@@ -306,14 +300,11 @@ fn load_instances_only(dir: &Path) -> Result<Dataset, DataError> {
 }
 
 /// Loads the flat layout: `NAME.png` + `NAME_inst.png` + `NAME_type.png` + `inst_class.json`.
-pub fn load_flat(dir: impl AsRef<Path>) -> Result<Dataset, DataError> {
+pub fn load_flat(dir: impl AsRef<Path>) -> Result<Dataset> {
     let dir = dir.as_ref();
     let json = dir.join("inst_class.json");
     if !json.is_file() {
-        return Err(DataError::Missing {
-            path: json,
-            what: "file".into(),
-        });
+        return Err(missing(&json, "file"));
     }
     let table = read_class_table(&json)?;
     let mut jobs = Vec::new();
@@ -335,46 +326,37 @@ pub fn load_flat(dir: impl AsRef<Path>) -> Result<Dataset, DataError> {
         ));
     }
     if jobs.is_empty() {
-        return Err(DataError::Missing {
-            path: dir.to_path_buf(),
-            what: "tiles (NAME_inst.png)".into(),
-        });
+        return Err(missing(dir, "tiles (NAME_inst.png)"));
     }
     build(jobs, &table)
 }
 
-fn build(
-    jobs: Vec<(String, PathBuf, PathBuf, PathBuf)>,
-    table: &ClassTable,
-) -> Result<Dataset, DataError> {
+fn build(jobs: Vec<(String, PathBuf, PathBuf, PathBuf)>, table: &ClassTable) -> Result<Dataset> {
     let mut samples = Vec::with_capacity(jobs.len());
     for (name, img_p, inst_p, type_p) in jobs {
         for p in [&img_p, &inst_p, &type_p] {
             if !p.is_file() {
-                return Err(DataError::Missing {
-                    path: p.clone(),
-                    what: format!("file for tile {name}"),
-                });
+                return Err(missing(p, format!("file for tile {name}")));
             }
         }
-        let info = table.tiles.get(&name).ok_or_else(|| DataError::Ids {
-            name: name.clone(),
-            msg: format!("no entry in {}", table.path.display()),
-        })?;
+        let info = table
+            .tiles
+            .get(&name)
+            .ok_or_else(|| ids_err(&name, format!("no entry in {}", table.path.display())))?;
         let image = read_rgb(&img_p)?;
         let (iw, ih, inst) = read_label_u32(&inst_p)?;
         let (tw, th, class_map) = read_label_u8(&type_p)?;
         for (p, w, h) in [(&inst_p, iw, ih), (&type_p, tw, th)] {
             if (w, h) != (image.width, image.height) {
-                return Err(DataError::Shape {
-                    path: p.clone(),
-                    msg: format!(
+                return Err(shape_err(
+                    p,
+                    format!(
                         "{w}x{h}, but the image {} is {}x{}",
                         img_p.display(),
                         image.width,
                         image.height
                     ),
-                });
+                ));
             }
         }
         check_ids(&name, &inst, &info.inst_class)?;
@@ -391,10 +373,10 @@ fn build(
                 ));
             }
             if let Some((id, c)) = info.inst_class.iter().find(|(_, &c)| c as usize >= k) {
-                return Err(DataError::Ids {
-                    name,
-                    msg: format!("instance {id} has class {c}, which is not in \"classes\""),
-                });
+                return Err(ids_err(
+                    &name,
+                    format!("instance {id} has class {c}, which is not in \"classes\""),
+                ));
             }
         }
         samples.push(Sample {

@@ -1,20 +1,18 @@
 //! A plain folder of images without labels (the unlabelled pool).
 
-use super::{read_rgb, DataError, UnlabelledSample};
+use super::{io_err, missing, read_rgb, UnlabelledSample};
+use crate::Result;
 use std::path::{Path, PathBuf};
 
 /// Image files (`.png`, `.jpg`, `.jpeg`, any case) directly in `dir`, sorted by path.
-pub fn list_images(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, DataError> {
+pub fn list_images(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
     let dir = dir.as_ref();
     if !dir.is_dir() {
-        return Err(DataError::Missing {
-            path: dir.to_path_buf(),
-            what: "image directory".into(),
-        });
+        return Err(missing(dir, "image directory"));
     }
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
-        let p = e.map_err(|e| DataError::io(dir, e))?.path();
+    for e in std::fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
+        let p = e.map_err(|e| io_err(dir, e))?.path();
         let ok = p.is_file()
             && p.extension()
                 .and_then(|e| e.to_str())
@@ -28,14 +26,11 @@ pub fn list_images(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, DataError> {
 }
 
 /// Reads every image of `dir` as RGB; an error if there is none or one cannot be decoded.
-pub fn load_unlabelled(dir: impl AsRef<Path>) -> Result<Vec<UnlabelledSample>, DataError> {
+pub fn load_unlabelled(dir: impl AsRef<Path>) -> Result<Vec<UnlabelledSample>> {
     let dir = dir.as_ref();
     let paths = list_images(dir)?;
     if paths.is_empty() {
-        return Err(DataError::Missing {
-            path: dir.to_path_buf(),
-            what: "images (*.png, *.jpg, *.jpeg)".into(),
-        });
+        return Err(missing(dir, "images (*.png, *.jpg, *.jpeg)"));
     }
     paths
         .into_iter()

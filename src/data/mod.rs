@@ -9,7 +9,11 @@
 //! - [`split`]: labelled / unlabelled split by fraction and seed, keeping tiles of one source
 //!   image together.
 //!
-//! Every loader checks sizes and ids and reports the offending file in its [`DataError`].
+//! Every loader checks sizes and ids and reports the offending file in its [`crate::Error`]:
+//! a file or directory that is missing or unreadable is [`crate::ErrorKind::Io`]; malformed
+//! content (an image that does not decode, wrong shapes, ids that disagree) is
+//! [`crate::ErrorKind::BadData`]; a bad argument (a fraction, an unrecognised layout) is
+//! [`crate::ErrorKind::InvalidArgument`].
 
 pub mod combine;
 pub mod consep;
@@ -19,75 +23,50 @@ pub mod pannuke;
 pub mod split;
 pub mod synthetic;
 
+use crate::{Error, Result};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use split::{group_key, parse_fraction, split_by_source, Split};
 
-use crate::imaging::RgbImage;
+pub use crate::imaging::RgbImage;
 
-/// Errors of the dataset readers; each names the file (or tile) at fault.
-#[derive(Debug)]
-pub enum DataError {
-    /// Reading a file or directory failed.
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// A required file or directory does not exist.
-    Missing { path: PathBuf, what: String },
-    /// An image could not be decoded or has an unexpected pixel format.
-    Decode { path: PathBuf, msg: String },
-    /// Sizes or array shapes do not fit together.
-    Shape { path: PathBuf, msg: String },
-    /// A file's content is malformed (JSON, npy header, values).
-    Format { path: PathBuf, msg: String },
-    /// Instance ids and their class table disagree.
-    Ids { name: String, msg: String },
-    /// A bad argument (fraction, seed, empty dataset, ...).
-    Invalid(String),
+/// `PATH: missing WHAT` ([`crate::ErrorKind::Io`]): a required file or directory does not
+/// exist.
+pub(crate) fn missing(path: &Path, what: impl fmt::Display) -> Error {
+    Error::io_msg(format!("{}: missing {what}", path.display()))
 }
 
-impl DataError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            DataError::Missing {
-                path: path.to_path_buf(),
-                what: "file".into(),
-            }
-        } else {
-            DataError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-        }
+/// Reading `path` failed ([`crate::ErrorKind::Io`]); a file that does not exist reads
+/// `PATH: missing file`.
+pub(crate) fn io_err(path: &Path, source: std::io::Error) -> Error {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        missing(path, "file").with_source(source)
+    } else {
+        Error::io(path, source)
     }
 }
 
-impl fmt::Display for DataError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DataError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            DataError::Missing { path, what } => write!(f, "{}: missing {what}", path.display()),
-            DataError::Decode { path, msg } => {
-                write!(f, "{}: cannot decode image: {msg}", path.display())
-            }
-            DataError::Shape { path, msg } => write!(f, "{}: wrong shape: {msg}", path.display()),
-            DataError::Format { path, msg } => write!(f, "{}: {msg}", path.display()),
-            DataError::Ids { name, msg } => write!(f, "tile {name}: {msg}"),
-            DataError::Invalid(msg) => f.write_str(msg),
-        }
-    }
+/// An image that cannot be decoded or has an unexpected pixel format
+/// ([`crate::ErrorKind::BadData`]).
+pub(crate) fn decode_err(path: &Path, msg: impl fmt::Display) -> Error {
+    Error::bad_data(format!("{}: cannot decode image: {msg}", path.display()))
 }
 
-impl std::error::Error for DataError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            DataError::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
+/// Sizes or array shapes that do not fit together ([`crate::ErrorKind::BadData`]).
+pub(crate) fn shape_err(path: &Path, msg: impl fmt::Display) -> Error {
+    Error::bad_data(format!("{}: wrong shape: {msg}", path.display()))
+}
+
+/// Malformed file content: JSON, npy header, values ([`crate::ErrorKind::BadData`]).
+pub(crate) fn format_err(path: &Path, msg: impl fmt::Display) -> Error {
+    Error::bad_data(format!("{}: {msg}", path.display()))
+}
+
+/// Instance ids and their class table disagree ([`crate::ErrorKind::BadData`]).
+pub(crate) fn ids_err(name: &str, msg: impl fmt::Display) -> Error {
+    Error::bad_data(format!("tile {name}: {msg}"))
 }
 
 pub use crate::imaging::UNKNOWN_CLASS;
@@ -165,7 +144,7 @@ impl Dataset {
     }
 
     /// [`split_by_source`] on the sample names.
-    pub fn split(&self, fraction: f64, seed: u64) -> Result<Split, DataError> {
+    pub fn split(&self, fraction: f64, seed: u64) -> Result<Split> {
         split_by_source(&self.names(), fraction, seed)
     }
 }
@@ -173,13 +152,10 @@ impl Dataset {
 /// Loads annotated tiles from `path`, recognising the layout:
 /// `images/` + `inst/` + `type/` (CoNSeP), `images.npy` / `masks.npy` (PanNuke fold, flat or
 /// official layout), or `*_inst.png` + `inst_class.json` (flat tiles).
-pub fn load_labelled(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
+pub fn load_labelled(path: impl AsRef<Path>) -> Result<Dataset> {
     let path = path.as_ref();
     if !path.is_dir() {
-        return Err(DataError::Missing {
-            path: path.to_path_buf(),
-            what: "dataset directory".into(),
-        });
+        return Err(missing(path, "dataset directory"));
     }
     if path.join("images").is_dir() && path.join("inst").is_dir() {
         return consep::load_dir(path);
@@ -190,14 +166,14 @@ pub fn load_labelled(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
     if path.join("inst_class.json").is_file() {
         return consep::load_flat(path);
     }
-    Err(DataError::Invalid(format!(
+    Err(Error::invalid(format!(
         "{}: not a recognised dataset (expected images/ + inst/ + type/ with inst_class.json, a PanNuke fold with images.npy / masks.npy / types.npy, or NAME.png + NAME_inst.png + NAME_type.png with inst_class.json)",
         path.display()
     )))
 }
 
 /// Reads any PNG / JPEG as 8-bit RGB (grey is expanded, alpha dropped).
-pub fn read_rgb(path: impl AsRef<Path>) -> Result<RgbImage, DataError> {
+pub fn read_rgb(path: impl AsRef<Path>) -> Result<RgbImage> {
     let path = path.as_ref();
     let img = open_image(path)?.to_rgb8();
     let (w, h) = img.dimensions();
@@ -208,19 +184,14 @@ pub fn read_rgb(path: impl AsRef<Path>) -> Result<RgbImage, DataError> {
     })
 }
 
-fn open_image(path: &Path) -> Result<image::DynamicImage, DataError> {
-    let reader = image::ImageReader::open(path).map_err(|e| DataError::io(path, e))?;
-    let reader = reader
-        .with_guessed_format()
-        .map_err(|e| DataError::io(path, e))?;
-    reader.decode().map_err(|e| DataError::Decode {
-        path: path.to_path_buf(),
-        msg: e.to_string(),
-    })
+fn open_image(path: &Path) -> Result<image::DynamicImage> {
+    let reader = image::ImageReader::open(path).map_err(|e| io_err(path, e))?;
+    let reader = reader.with_guessed_format().map_err(|e| io_err(path, e))?;
+    reader.decode().map_err(|e| decode_err(path, e))
 }
 
 /// Reads a single-channel 8- or 16-bit label image (instance map) as u32 values.
-pub fn read_label_u32(path: impl AsRef<Path>) -> Result<(usize, usize, Vec<u32>), DataError> {
+pub fn read_label_u32(path: impl AsRef<Path>) -> Result<(usize, usize, Vec<u32>)> {
     let path = path.as_ref();
     match open_image(path)? {
         image::DynamicImage::ImageLuma16(b) => {
@@ -239,35 +210,31 @@ pub fn read_label_u32(path: impl AsRef<Path>) -> Result<(usize, usize, Vec<u32>)
                 b.into_raw().into_iter().map(u32::from).collect(),
             ))
         }
-        other => Err(DataError::Decode {
-            path: path.to_path_buf(),
-            msg: format!(
+        other => Err(decode_err(
+            path,
+            format!(
                 "expected a single-channel 8/16-bit label image, found {:?}",
                 other.color()
             ),
-        }),
+        )),
     }
 }
 
 /// Reads a single-channel label image (class map) as u8 values (16-bit images must stay below 256).
-pub fn read_label_u8(path: impl AsRef<Path>) -> Result<(usize, usize, Vec<u8>), DataError> {
+pub fn read_label_u8(path: impl AsRef<Path>) -> Result<(usize, usize, Vec<u8>)> {
     let path = path.as_ref();
     let (w, h, v) = read_label_u32(path)?;
     if let Some(bad) = v.iter().find(|&&x| x > 255) {
-        return Err(DataError::Format {
-            path: path.to_path_buf(),
-            msg: format!("class value {bad} does not fit in 8 bits"),
-        });
+        return Err(format_err(
+            path,
+            format!("class value {bad} does not fit in 8 bits"),
+        ));
     }
     Ok((w, h, v.into_iter().map(|x| x as u8).collect()))
 }
 
 /// Checks that the ids of `inst` and the keys of `inst_class` are the same set.
-pub(crate) fn check_ids(
-    name: &str,
-    inst: &[u32],
-    inst_class: &HashMap<u32, u8>,
-) -> Result<(), DataError> {
+pub(crate) fn check_ids(name: &str, inst: &[u32], inst_class: &HashMap<u32, u8>) -> Result<()> {
     let mut ids: Vec<u32> = inst.iter().copied().filter(|&x| x != 0).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -290,24 +257,24 @@ pub(crate) fn check_ids(
             .join(", ")
     };
     if !missing.is_empty() {
-        return Err(DataError::Ids {
-            name: name.into(),
-            msg: format!(
+        return Err(ids_err(
+            name,
+            format!(
                 "{} instance id(s) of the instance map have no class (e.g. {})",
                 missing.len(),
                 show(&missing)
             ),
-        });
+        ));
     }
     if !extra.is_empty() {
-        return Err(DataError::Ids {
-            name: name.into(),
-            msg: format!(
+        return Err(ids_err(
+            name,
+            format!(
                 "{} instance id(s) with a class are not in the instance map (e.g. {})",
                 extra.len(),
                 show(&extra)
             ),
-        });
+        ));
     }
     Ok(())
 }

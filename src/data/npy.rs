@@ -2,7 +2,8 @@
 //! little-endian numeric arrays read by ranges (a fold's `masks.npy` is several GB, so it is never
 //! read whole) and fixed-width string arrays (`<U`, `|S`). Pickled object arrays are refused.
 
-use super::DataError;
+use super::{format_err, io_err};
+use crate::Result;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -78,13 +79,6 @@ pub struct NpyArray {
     data_offset: u64,
 }
 
-fn format_err(path: &Path, msg: impl Into<String>) -> DataError {
-    DataError::Format {
-        path: path.to_path_buf(),
-        msg: msg.into(),
-    }
-}
-
 /// Value of `'key':` in the header dict, up to the next top-level comma or closing brace.
 fn header_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     let k1 = format!("'{key}'");
@@ -111,9 +105,9 @@ fn header_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
 }
 
 impl NpyArray {
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, DataError> {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let mut f = File::open(path).map_err(|e| DataError::io(path, e))?;
+        let mut f = File::open(path).map_err(|e| io_err(path, e))?;
         let mut magic = [0u8; 8];
         f.read_exact(&mut magic)
             .map_err(|_| format_err(path, "too short for a .npy file"))?;
@@ -174,7 +168,7 @@ impl NpyArray {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| s.trim_end_matches('L').parse::<usize>())
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|_| format_err(path, format!("bad shape '{shape_s}'")))?;
         let data_offset = (prefix + header_len) as u64;
         let arr = NpyArray {
@@ -183,7 +177,7 @@ impl NpyArray {
             shape,
             data_offset,
         };
-        let file_len = f.metadata().map_err(|e| DataError::io(path, e))?.len();
+        let file_len = f.metadata().map_err(|e| io_err(path, e))?.len();
         let need = data_offset + (arr.len() * dtype.size()) as u64;
         if file_len < need {
             return Err(format_err(
@@ -215,7 +209,7 @@ impl NpyArray {
         self.len() == 0
     }
 
-    fn read_bytes(&self, start: usize, count: usize) -> Result<Vec<u8>, DataError> {
+    fn read_bytes(&self, start: usize, count: usize) -> Result<Vec<u8>> {
         if start + count > self.len() {
             return Err(format_err(
                 &self.path,
@@ -227,17 +221,16 @@ impl NpyArray {
             ));
         }
         let size = self.dtype.size();
-        let mut f = File::open(&self.path).map_err(|e| DataError::io(&self.path, e))?;
+        let mut f = File::open(&self.path).map_err(|e| io_err(&self.path, e))?;
         f.seek(SeekFrom::Start(self.data_offset + (start * size) as u64))
-            .map_err(|e| DataError::io(&self.path, e))?;
+            .map_err(|e| io_err(&self.path, e))?;
         let mut buf = vec![0u8; count * size];
-        f.read_exact(&mut buf)
-            .map_err(|e| DataError::io(&self.path, e))?;
+        f.read_exact(&mut buf).map_err(|e| io_err(&self.path, e))?;
         Ok(buf)
     }
 
     /// `count` elements from flat (C-order) index `start`, converted to f64.
-    pub fn read_f64(&self, start: usize, count: usize) -> Result<Vec<f64>, DataError> {
+    pub fn read_f64(&self, start: usize, count: usize) -> Result<Vec<f64>> {
         if !self.dtype.is_numeric() {
             return Err(format_err(
                 &self.path,
@@ -268,7 +261,7 @@ impl NpyArray {
     }
 
     /// All elements of a string array (trailing NULs removed).
-    pub fn read_strings(&self) -> Result<Vec<String>, DataError> {
+    pub fn read_strings(&self) -> Result<Vec<String>> {
         let b = self.read_bytes(0, self.len())?;
         match self.dtype {
             DType::Unicode(n) if n > 0 => b
@@ -281,7 +274,7 @@ impl NpyArray {
                             char::from_u32(u)
                                 .ok_or_else(|| format_err(&self.path, "invalid UTF-32 character"))
                         })
-                        .collect::<Result<String, _>>()
+                        .collect::<Result<String>>()
                 })
                 .collect(),
             DType::Bytes(n) if n > 0 => Ok(b
@@ -407,10 +400,11 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("truncated"));
-        assert!(matches!(
-            NpyArray::open(d.join("missing.npy")),
-            Err(DataError::Missing { .. })
-        ));
+        let e = NpyArray::open(d.join("missing.npy")).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Io, "{e}");
+        assert!(e.to_string().ends_with("missing.npy: missing file"), "{e}");
+        let e = NpyArray::open(&p).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::BadData, "{e}");
         std::fs::remove_dir_all(&d).ok();
     }
 

@@ -14,8 +14,8 @@
 //! appended in order of appearance. Images are rounded and clamped to 0..255.
 
 use super::npy::{DType, NpyArray};
-use super::{DataError, Dataset, Sample};
-use crate::imaging::RgbImage;
+use super::{format_err, missing, shape_err, Dataset, RgbImage, Sample};
+use crate::{Error, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -53,7 +53,7 @@ pub const TISSUES: [&str; 19] = [
 ];
 
 /// Finds `name` in `dir` or up to three directory levels below it (exactly one match allowed).
-pub fn find_file(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
+pub fn find_file(dir: &Path, name: &str) -> Result<PathBuf> {
     fn walk(d: &Path, name: &str, depth: usize, out: &mut Vec<PathBuf>) {
         let p = d.join(name);
         if p.is_file() {
@@ -77,12 +77,12 @@ pub fn find_file(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
     let mut found = Vec::new();
     walk(dir, name, 3, &mut found);
     match found.len() {
-        0 => Err(DataError::Missing {
-            path: dir.join(name),
-            what: format!("{name} (searched 3 levels deep)"),
-        }),
+        0 => Err(missing(
+            &dir.join(name),
+            format!("{name} (searched 3 levels deep)"),
+        )),
         1 => Ok(found.pop().unwrap()),
-        _ => Err(DataError::Invalid(format!(
+        _ => Err(Error::invalid(format!(
             "{}: several {name} found ({}); point at one fold",
             dir.display(),
             found
@@ -106,21 +106,11 @@ pub struct PanNukeFold {
     width: usize,
 }
 
-fn shape_err(path: &Path, msg: String) -> DataError {
-    DataError::Shape {
-        path: path.to_path_buf(),
-        msg,
-    }
-}
-
 impl PanNukeFold {
-    pub fn open(dir: impl AsRef<Path>) -> Result<Self, DataError> {
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
-            return Err(DataError::Missing {
-                path: dir.to_path_buf(),
-                what: "PanNuke fold directory".into(),
-            });
+            return Err(missing(dir, "PanNuke fold directory"));
         }
         let images = NpyArray::open(find_file(dir, "images.npy")?)?;
         let masks = NpyArray::open(find_file(dir, "masks.npy")?)?;
@@ -133,10 +123,7 @@ impl PanNukeFold {
             ));
         }
         if !images.dtype().is_numeric() {
-            return Err(DataError::Format {
-                path: images.path().into(),
-                msg: "images must be numeric".into(),
-            });
+            return Err(format_err(images.path(), "images must be numeric"));
         }
         let (n, height, width) = (is[0], is[1], is[2]);
         let ms = masks.shape().to_vec();
@@ -147,10 +134,7 @@ impl PanNukeFold {
             ));
         }
         if !masks.dtype().is_numeric() {
-            return Err(DataError::Format {
-                path: masks.path().into(),
-                msg: "masks must be numeric".into(),
-            });
+            return Err(format_err(masks.path(), "masks must be numeric"));
         }
         if types.shape() != [n] {
             return Err(shape_err(
@@ -159,10 +143,10 @@ impl PanNukeFold {
             ));
         }
         if !matches!(types.dtype(), DType::Unicode(_) | DType::Bytes(_)) {
-            return Err(DataError::Format {
-                path: types.path().into(),
-                msg: "types must be an array of strings".into(),
-            });
+            return Err(format_err(
+                types.path(),
+                "types must be an array of strings",
+            ));
         }
         let mut tissue_names: Vec<String> = TISSUES.iter().map(|s| s.to_string()).collect();
         let mut tissue_ids = Vec::with_capacity(n);
@@ -209,9 +193,9 @@ impl PanNukeFold {
     }
 
     /// Tile `i`, named `pannuke-NNNNN` (no `_`, so each tile is its own group for splits).
-    pub fn get(&self, i: usize) -> Result<Sample, DataError> {
+    pub fn get(&self, i: usize) -> Result<Sample> {
         if i >= self.n {
-            return Err(DataError::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "tile {i} out of range: the fold has {}",
                 self.n
             )));
@@ -230,11 +214,8 @@ impl PanNukeFold {
             .collect();
         let masks = self.masks.read_f64(i * px * 6, px * 6)?;
         let name = format!("pannuke-{i:05}");
-        let (inst, class_map, inst_class) =
-            masks_to_labels(&masks, px).map_err(|msg| DataError::Format {
-                path: self.masks.path().into(),
-                msg: format!("tile {i}: {msg}"),
-            })?;
+        let (inst, class_map, inst_class) = masks_to_labels(&masks, px)
+            .map_err(|e| e.context(format!("{}: tile {i}", self.masks.path().display())))?;
         Ok(Sample {
             name,
             image: RgbImage {
@@ -250,10 +231,10 @@ impl PanNukeFold {
     }
 
     /// Reads every tile.
-    pub fn load_all(&self) -> Result<Dataset, DataError> {
+    pub fn load_all(&self) -> Result<Dataset> {
         let samples = (0..self.n)
             .map(|i| self.get(i))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>>>()?;
         Ok(Dataset {
             samples,
             class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
@@ -263,7 +244,7 @@ impl PanNukeFold {
 }
 
 /// Loads a whole fold.
-pub fn load(dir: impl AsRef<Path>) -> Result<Dataset, DataError> {
+pub fn load(dir: impl AsRef<Path>) -> Result<Dataset> {
     PanNukeFold::open(dir)?.load_all()
 }
 
@@ -272,13 +253,13 @@ pub type PanNukeLabels = (Vec<u32>, Vec<u8>, HashMap<u32, u8>);
 
 /// Converts one tile's `pixels x 6` masks (row-major, channel last) to an instance map, a class
 /// map and the class of each instance (see the module documentation).
-pub fn masks_to_labels(masks: &[f64], pixels: usize) -> Result<PanNukeLabels, String> {
+pub fn masks_to_labels(masks: &[f64], pixels: usize) -> Result<PanNukeLabels> {
     if masks.len() != pixels * 6 {
-        return Err(format!(
+        return Err(Error::bad_data(format!(
             "{} mask values, expected {}",
             masks.len(),
             pixels * 6
-        ));
+        )));
     }
     // (channel, original id) -> new id, channel order then ascending id
     let mut keys: BTreeMap<(usize, u64), u32> = BTreeMap::new();
@@ -287,9 +268,9 @@ pub fn masks_to_labels(masks: &[f64], pixels: usize) -> Result<PanNukeLabels, St
             let v = masks[px * 6 + ch];
             if v != 0.0 {
                 if !(v > 0.0 && v.fract() == 0.0 && v < 4_294_967_296.0) {
-                    return Err(format!(
+                    return Err(Error::bad_data(format!(
                         "channel {ch} holds {v}, not a non-negative integer instance id"
-                    ));
+                    )));
                 }
                 keys.insert((ch, v as u64), 0);
             }

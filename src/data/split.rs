@@ -7,7 +7,7 @@
 //! least one stays unlabelled when there are two or more. With the same seed, a smaller fraction
 //! gives a subset of the labelled tiles of a larger one.
 
-use super::DataError;
+use crate::{Error, Result};
 use std::collections::BTreeMap;
 
 /// Indices of the labelled and unlabelled tiles, each sorted ascending.
@@ -31,10 +31,10 @@ pub fn group_key(name: &str) -> &str {
 }
 
 /// Parses `"1/8"`, `"0.125"` or `"12.5%"`; the value must be in (0, 1].
-pub fn parse_fraction(s: &str) -> Result<f64, DataError> {
+pub fn parse_fraction(s: &str) -> Result<f64> {
     let t = s.trim();
     let bad = || {
-        DataError::Invalid(format!(
+        Error::invalid(format!(
             "bad fraction '{s}': expected e.g. 1/8, 0.125 or 12.5%"
         ))
     };
@@ -51,7 +51,7 @@ pub fn parse_fraction(s: &str) -> Result<f64, DataError> {
         t.parse().map_err(|_| bad())?
     };
     if !(v > 0.0 && v <= 1.0) {
-        return Err(DataError::Invalid(format!(
+        return Err(Error::invalid(format!(
             "fraction '{s}' = {v} is not in (0, 1]"
         )));
     }
@@ -82,18 +82,14 @@ impl SplitMix64 {
 }
 
 /// Splits tiles by `names` into labelled / unlabelled (see the module documentation).
-pub fn split_by_source<S: AsRef<str>>(
-    names: &[S],
-    fraction: f64,
-    seed: u64,
-) -> Result<Split, DataError> {
+pub fn split_by_source<S: AsRef<str>>(names: &[S], fraction: f64, seed: u64) -> Result<Split> {
     if !(fraction > 0.0 && fraction <= 1.0) {
-        return Err(DataError::Invalid(format!(
+        return Err(Error::invalid(format!(
             "fraction {fraction} is not in (0, 1]"
         )));
     }
     if names.is_empty() {
-        return Err(DataError::Invalid("cannot split an empty dataset".into()));
+        return Err(Error::invalid("cannot split an empty dataset"));
     }
     let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, n) in names.iter().enumerate() {

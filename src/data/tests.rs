@@ -144,8 +144,12 @@ fn consep_folder_layout() {
         .all(|&i| !lk.contains(&group_key(&d.samples[i].name))));
 }
 
-fn err_text<T: std::fmt::Debug>(r: Result<T, DataError>) -> String {
+fn err_text<T: std::fmt::Debug>(r: crate::Result<T>) -> String {
     r.unwrap_err().to_string()
+}
+
+fn err_kind<T: std::fmt::Debug>(r: crate::Result<T>) -> crate::ErrorKind {
+    r.unwrap_err().kind()
 }
 
 #[test]
@@ -158,6 +162,8 @@ fn consep_errors() {
         e.contains("train_1_001.png") && e.contains("missing"),
         "{e}"
     );
+    let kind = err_kind(consep::load_split(&t.0, "train"));
+    assert_eq!(kind, crate::ErrorKind::Io);
 
     // missing directory, missing json, no images
     let t = consep_layout("nodir");
@@ -194,6 +200,8 @@ fn consep_errors() {
     std::fs::write(&p, j.to_string()).unwrap();
     let e = err_text(consep::load_split(&t.0, "train"));
     assert!(e.contains("15") && e.contains("have no class"), "{e}");
+    let kind = err_kind(consep::load_split(&t.0, "train"));
+    assert_eq!(kind, crate::ErrorKind::BadData);
     // a tile without entry
     j["tiles"].as_object_mut().unwrap().remove("train_1_000");
     std::fs::write(&p, j.to_string()).unwrap();
@@ -213,6 +221,8 @@ fn consep_errors() {
     let p = t.0.join("inst_class.json");
     std::fs::write(&p, "{not json").unwrap();
     assert!(err_text(consep::load_split(&t.0, "train")).contains("invalid JSON"));
+    let kind = err_kind(consep::load_split(&t.0, "train"));
+    assert_eq!(kind, crate::ErrorKind::BadData);
     std::fs::write(
         &p,
         r#"{"tiles": {"train_1_000": {"inst_class": {"x": 1}}}}"#,
@@ -237,11 +247,21 @@ fn consep_errors() {
     std::fs::write(t.0.join("train/images/train_1_000.png"), b"garbage").unwrap();
     let e = err_text(consep::load_split(&t.0, "train"));
     assert!(e.contains("train_1_000.png") && e.contains("decode"), "{e}");
+    let kind = err_kind(consep::load_split(&t.0, "train"));
+    assert_eq!(kind, crate::ErrorKind::BadData);
 
     // not a dataset
     let t = TempDir::new("none");
     assert!(err_text(load_labelled(&t.0)).contains("not a recognised dataset"));
     assert!(err_text(load_labelled(t.0.join("nope"))).contains("missing"));
+    assert_eq!(
+        err_kind(load_labelled(&t.0)),
+        crate::ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        err_kind(load_labelled(t.0.join("nope"))),
+        crate::ErrorKind::Io
+    );
 }
 
 #[test]

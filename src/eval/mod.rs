@@ -12,7 +12,7 @@ use crate::metrics::{
     Evaluator, InstanceClasses, InstanceMap, MetricsError, MetricsSummary, TileLabels,
 };
 use crate::model::CsraNet;
-use candle_core::Result;
+use crate::{Error, Result};
 use std::time::Instant;
 
 /// A prediction for one tile, in the metrics' terms.
@@ -22,8 +22,8 @@ pub struct Prediction {
     pub class_map: Vec<u8>,
 }
 
-fn err(name: &str) -> impl Fn(MetricsError) -> candle_core::Error + '_ {
-    move |e| candle_core::Error::Msg(format!("tile {name}: {e}"))
+fn err(name: &str) -> impl Fn(MetricsError) -> Error + '_ {
+    move |e| Error::from(e).context(format!("tile {name}"))
 }
 
 impl Prediction {

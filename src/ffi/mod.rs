@@ -11,6 +11,9 @@ pub mod segmentation;
 pub(crate) mod status;
 pub mod trainer;
 
+#[cfg(test)]
+mod tests;
+
 pub use status::CsraStatus;
 
 use std::ffi::c_char;

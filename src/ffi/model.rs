@@ -4,9 +4,10 @@
 //! run concurrently from many threads; functions taking `CsraModel*` (loading weights)
 //! take the model exclusively and wait for running segmentations to finish.
 
-use super::status::{guard, not_null, path_arg, read_versioned, CsraStatus, Fail, OrStatus};
+use super::status::{guard, not_null, path_arg, read_versioned, CsraStatus, Fail};
 use crate::io::weights;
 use crate::model::{Config, CsraNet};
+use crate::{Error, ErrorKind};
 use candle_core::Device;
 use parking_lot::RwLock;
 use std::ffi::c_char;
@@ -74,30 +75,29 @@ impl CsraModelConfig {
             raa_region: self.raa_region as usize,
             ..Config::lite()
         };
-        c.validate().or_status(CsraStatus::CSRA_INVALID_ARGUMENT)?;
+        c.validate()
+            .map_err(|e| Error::from_candle(ErrorKind::InvalidArgument, e))?;
         Ok(c)
     }
 }
 
-pub(crate) fn device(code: u32) -> Result<Device, Fail> {
+/// The device of a `CSRA_DEVICE_*` code: CUDA is [`ErrorKind::Unsupported`] in a build
+/// without the `cuda` feature or where no CUDA device can be opened.
+pub(crate) fn device(code: u32) -> crate::Result<Device> {
     match code {
         CSRA_DEVICE_CPU => Ok(Device::Cpu),
         CSRA_DEVICE_CUDA => {
             if cfg!(feature = "cuda") {
-                Device::new_cuda(0).or_status(CsraStatus::CSRA_UNSUPPORTED)
+                Device::new_cuda(0).map_err(|e| Error::from_candle(ErrorKind::Unsupported, e))
             } else {
-                Err(Fail::new(
-                    CsraStatus::CSRA_UNSUPPORTED,
+                Err(Error::unsupported(
                     "this library was built without the `cuda` feature",
                 ))
             }
         }
-        other => Err(Fail::new(
-            CsraStatus::CSRA_INVALID_ARGUMENT,
-            format!(
-                "config.device must be CSRA_DEVICE_CPU (0) or CSRA_DEVICE_CUDA (1), got {other}"
-            ),
-        )),
+        other => Err(Error::invalid(format!(
+            "config.device must be CSRA_DEVICE_CPU (0) or CSRA_DEVICE_CUDA (1), got {other}"
+        ))),
     }
 }
 
@@ -110,16 +110,6 @@ unsafe fn emit(net: CsraNet, out: *mut *mut CsraModel) -> Result<(), Fail> {
         net: Arc::new(RwLock::new(net)),
     }));
     Ok(())
-}
-
-/// Classifies a weights error: file-system problems are I/O, the rest bad weights.
-pub(crate) fn weights_status(e: &candle_core::Error) -> CsraStatus {
-    let s = e.to_string();
-    if s.starts_with("cannot ") {
-        CsraStatus::CSRA_IO_ERROR
-    } else {
-        CsraStatus::CSRA_BAD_WEIGHTS
-    }
 }
 
 /// Fills `out` with a preset's configuration: `"lite"` (ResNet-18 at half width, OS 8,
@@ -136,7 +126,8 @@ pub unsafe extern "C" fn csra_model_config_default(
         } else {
             path_arg(preset, "preset")?
         };
-        let c = Config::preset(name).or_status(CsraStatus::CSRA_INVALID_ARGUMENT)?;
+        let c =
+            Config::preset(name).map_err(|e| Error::from_candle(ErrorKind::InvalidArgument, e))?;
         *out = CsraModelConfig::from_config(&c);
         Ok(())
     })
@@ -155,7 +146,7 @@ pub unsafe extern "C" fn csra_model_create(
         let c = read_versioned(config, defaults, "CsraModelConfig")?;
         let dev = device(c.device)?;
         let cfg = c.to_config()?;
-        let net = CsraNet::new(&cfg, &dev, c.seed).or_status(CsraStatus::CSRA_INTERNAL_ERROR)?;
+        let net = CsraNet::new(&cfg, &dev, c.seed)?;
         emit(net, out)
     })
 }
@@ -171,9 +162,9 @@ pub unsafe extern "C" fn csra_model_create_from_safetensors(
         not_null!(path, "path");
         not_null!(out, "out");
         let p = path_arg(path, "path")?;
-        let bytes = weights::read_file(Path::new(p)).or_status(CsraStatus::CSRA_IO_ERROR)?;
-        let net = weights::model_from_bytes(&bytes, None, &Device::Cpu)
-            .map_err(|e| Fail::new(weights_status(&e), format!("{p}: {e}")))?;
+        let bytes = weights::read_file(Path::new(p))?;
+        let net =
+            weights::model_from_bytes(&bytes, None, &Device::Cpu).map_err(|e| e.context(p))?;
         emit(net, out)
     })
 }
@@ -190,8 +181,7 @@ pub unsafe extern "C" fn csra_model_create_from_safetensors_buffer(
         not_null!(data, "data");
         not_null!(out, "out");
         let bytes = std::slice::from_raw_parts(data, len);
-        let net = weights::model_from_bytes(bytes, None, &Device::Cpu)
-            .map_err(|e| Fail::new(weights_status(&e), e.to_string()))?;
+        let net = weights::model_from_bytes(bytes, None, &Device::Cpu)?;
         emit(net, out)
     })
 }
@@ -204,14 +194,13 @@ pub unsafe extern "C" fn csra_model_create_default(out: *mut *mut CsraModel) -> 
     guard(|| {
         not_null!(out, "out");
         let bytes = crate::io::bundled::bundled_weights().ok_or_else(|| {
-            Fail::new(
-                CsraStatus::CSRA_NOT_AVAILABLE,
+            Error::not_available(
                 "this library was built without the `bundled-weights` feature: no default \
                  model; load weights from a file or buffer instead",
             )
         })?;
         let net = weights::model_from_bytes(bytes, None, &Device::Cpu)
-            .map_err(|e| Fail::new(weights_status(&e), format!("bundled model: {e}")))?;
+            .map_err(|e| e.context("bundled model"))?;
         emit(net, out)
     })
 }
@@ -229,8 +218,8 @@ pub unsafe extern "C" fn csra_model_load_safetensors(
         not_null!(model, "model");
         not_null!(path, "path");
         let p = path_arg(path, "path")?;
-        let bytes = weights::read_file(Path::new(p)).or_status(CsraStatus::CSRA_IO_ERROR)?;
-        load_into(model, &bytes).map_err(|f| Fail::new(f.status, format!("{p}: {}", f.message)))
+        let bytes = weights::read_file(Path::new(p))?;
+        Ok(load_into(model, &bytes).map_err(|e| e.context(p))?)
     })
 }
 
@@ -244,14 +233,14 @@ pub unsafe extern "C" fn csra_model_load_safetensors_buffer(
     guard(|| {
         not_null!(model, "model");
         not_null!(data, "data");
-        load_into(model, std::slice::from_raw_parts(data, len))
+        Ok(load_into(model, std::slice::from_raw_parts(data, len))?)
     })
 }
 
 /// Loads a weights buffer into `model` under its write lock (all or nothing).
-unsafe fn load_into(model: *mut CsraModel, bytes: &[u8]) -> Result<(), Fail> {
+unsafe fn load_into(model: *mut CsraModel, bytes: &[u8]) -> crate::Result<()> {
     let net = (*model).net.write();
-    weights::load_bytes(&net, bytes).map_err(|e| Fail::new(weights_status(&e), e.to_string()))
+    weights::load_bytes(&net, bytes)
 }
 
 /// Saves the weights (f32, with the configuration in the metadata) to `path`
@@ -266,7 +255,7 @@ pub unsafe extern "C" fn csra_model_save_safetensors(
         not_null!(path, "path");
         let p = path_arg(path, "path")?;
         let net = (*model).net.read();
-        weights::save_file(&net, Path::new(p), false).or_status(CsraStatus::CSRA_IO_ERROR)
+        Ok(weights::save_file(&net, Path::new(p), false)?)
     })
 }
 

@@ -5,10 +5,11 @@
 //! immutable; its accessors may be called from any thread.
 
 use super::model::CsraModel;
-use super::status::{guard, not_null, read_versioned, CsraStatus, Fail, OrStatus};
+use super::status::{guard, not_null, read_versioned, CsraStatus, Fail};
 use crate::imaging::{ImageView, PixelFormat};
 use crate::infer::segment::MAX_TILE_SIDE;
 use crate::infer::{segment_image, segment_tile, SegmentOptions, Segmentation};
+use crate::Error;
 use std::ffi::c_void;
 
 /// Pixel layouts of `CsraImage.format`.
@@ -178,7 +179,8 @@ unsafe fn view<'a>(image: *const CsraImage) -> Result<ImageView<'a>, Fail> {
         im.stride,
         format,
     )
-    .map_err(|e| Fail::new(CsraStatus::CSRA_INVALID_ARGUMENT, format!("image: {e}")))
+    .map_err(|e| e.context("image"))
+    .map_err(Fail::from)
 }
 
 unsafe fn options(p: *const CsraSegmentOptions) -> Result<SegmentOptions, Fail> {
@@ -187,20 +189,8 @@ unsafe fn options(p: *const CsraSegmentOptions) -> Result<SegmentOptions, Fail> 
     } else {
         read_versioned(p, CsraSegmentOptions::defaults(), "CsraSegmentOptions")?.to_options()
     };
-    o.validate().or_status(CsraStatus::CSRA_INVALID_ARGUMENT)?;
+    o.validate()?;
     Ok(o)
-}
-
-/// A failed segmentation: non-finite model outputs (overflowing weights) are
-/// `CSRA_NUMERIC_ERROR`, as the header documents; anything else is internal.
-fn segment_fail(e: candle_core::Error) -> Fail {
-    let msg = e.to_string();
-    let status = if msg.contains("non-finite") {
-        CsraStatus::CSRA_NUMERIC_ERROR
-    } else {
-        CsraStatus::CSRA_INTERNAL_ERROR
-    };
-    Fail::new(status, msg)
 }
 
 fn boxed(seg: Segmentation) -> *mut CsraSegmentation {
@@ -240,7 +230,7 @@ pub unsafe extern "C" fn csra_segment_tile(
         }
         let o = self::options(options)?;
         let net = (*model).net.read();
-        let seg = segment_tile(&net, &v, &o).map_err(segment_fail)?;
+        let seg = segment_tile(&net, &v, &o)?;
         *out = boxed(seg);
         Ok(())
     })
@@ -272,16 +262,10 @@ pub unsafe extern "C" fn csra_segment_image(
             None => true,
             Some(f) => f(user_data, done as u32, total as u32) == 0,
         };
-        match segment_image(&net, &v, &o, &mut cb).map_err(segment_fail)? {
-            Some(seg) => {
-                *out = boxed(seg);
-                Ok(())
-            }
-            None => Err(Fail::new(
-                CsraStatus::CSRA_CANCELLED,
-                "cancelled by the progress callback",
-            )),
-        }
+        let seg = segment_image(&net, &v, &o, &mut cb)?
+            .ok_or_else(|| Error::cancelled("cancelled by the progress callback"))?;
+        *out = boxed(seg);
+        Ok(())
     })
 }
 

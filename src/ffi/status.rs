@@ -1,5 +1,6 @@
 //! Status codes, the thread-local last error, the panic boundary and argument checks.
 
+use crate::error::{Error, ErrorKind};
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -49,14 +50,34 @@ impl Fail {
     }
 }
 
-/// Maps a library error to a status of the caller's choosing.
-pub trait OrStatus<T> {
-    fn or_status(self, status: CsraStatus) -> Result<T, Fail>;
+/// The status of each kind of library error: the one place the C API decides statuses
+/// for library failures (NULL pointers and malformed C structs are checked in `ffi`).
+pub(crate) fn status_of(kind: ErrorKind) -> CsraStatus {
+    match kind {
+        ErrorKind::InvalidArgument => CsraStatus::CSRA_INVALID_ARGUMENT,
+        // Data the caller passed in (the C API reads no dataset files).
+        ErrorKind::BadData => CsraStatus::CSRA_INVALID_ARGUMENT,
+        ErrorKind::Io => CsraStatus::CSRA_IO_ERROR,
+        ErrorKind::BadWeights => CsraStatus::CSRA_BAD_WEIGHTS,
+        ErrorKind::NonFinite => CsraStatus::CSRA_NUMERIC_ERROR,
+        ErrorKind::Cancelled => CsraStatus::CSRA_CANCELLED,
+        ErrorKind::NotAvailable => CsraStatus::CSRA_NOT_AVAILABLE,
+        ErrorKind::Unsupported => CsraStatus::CSRA_UNSUPPORTED,
+        ErrorKind::Internal => CsraStatus::CSRA_INTERNAL_ERROR,
+    }
 }
 
-impl<T, E: std::fmt::Display> OrStatus<T> for Result<T, E> {
-    fn or_status(self, status: CsraStatus) -> Result<T, Fail> {
-        self.map_err(|e| Fail::new(status, e.to_string()))
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Fail::new(status_of(e.kind()), e.to_string())
+    }
+}
+
+/// A candle error reaching the C API unconverted is internal (or the kind of the csranet
+/// error it carries).
+impl From<candle_core::Error> for Fail {
+    fn from(e: candle_core::Error) -> Self {
+        Error::from(e).into()
     }
 }
 
@@ -148,4 +169,48 @@ pub(crate) unsafe fn read_versioned<T: Copy>(
     let mut out = defaults;
     std::ptr::copy_nonoverlapping(p as *const u8, &mut out as *mut T as *mut u8, size);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use CsraStatus::*;
+
+    /// The kind -> status table, in full: a new kind must be added here and in the header.
+    #[test]
+    fn every_kind_has_its_status() {
+        let table = [
+            (ErrorKind::InvalidArgument, CSRA_INVALID_ARGUMENT),
+            (ErrorKind::BadData, CSRA_INVALID_ARGUMENT),
+            (ErrorKind::Io, CSRA_IO_ERROR),
+            (ErrorKind::BadWeights, CSRA_BAD_WEIGHTS),
+            (ErrorKind::NonFinite, CSRA_NUMERIC_ERROR),
+            (ErrorKind::Cancelled, CSRA_CANCELLED),
+            (ErrorKind::NotAvailable, CSRA_NOT_AVAILABLE),
+            (ErrorKind::Unsupported, CSRA_UNSUPPORTED),
+            (ErrorKind::Internal, CSRA_INTERNAL_ERROR),
+        ];
+        for (kind, status) in table {
+            assert_eq!(status_of(kind), status, "{kind:?}");
+            let fail = Fail::from(Error::new(kind, "what happened"));
+            assert_eq!(
+                (fail.status, fail.message.as_str()),
+                (status, "what happened")
+            );
+        }
+    }
+
+    #[test]
+    fn candle_errors_are_internal_unless_they_carry_a_kind() {
+        let f = Fail::from(candle_core::Error::Msg("broadcast failed".into()));
+        assert_eq!(f.status, CSRA_INTERNAL_ERROR);
+        let carried: candle_core::Error = Error::non_finite("non-finite probabilities").into();
+        assert_eq!(Fail::from(carried).status, CSRA_NUMERIC_ERROR);
+    }
+
+    #[test]
+    fn a_backtrace_in_the_message_is_cut() {
+        let f = Fail::new(CSRA_INTERNAL_ERROR, "boom\n   0: std::backtrace");
+        assert_eq!(f.message, "boom");
+    }
 }

@@ -4,14 +4,15 @@
 //! exclusively, so segmentations on the same model from other threads wait for it and
 //! never see half-updated weights. A sampler needs exclusive use.
 
-use super::model::{weights_status, CsraModel};
+use super::model::CsraModel;
 use super::segmentation::CsraImage;
-use super::status::{guard, not_null, path_arg, read_versioned, CsraStatus, Fail, OrStatus};
+use super::status::{guard, not_null, path_arg, read_versioned, CsraStatus, Fail};
 use crate::infer::{ImageView, PixelFormat};
 use crate::model::CsraNet;
 use crate::train::run::{load_checkpoint, save_checkpoint};
 use crate::train::sampler::{CasConfig, CasSampler};
 use crate::train::trainer::{Method, TrainConfig, TrainTile, Trainer};
+
 use parking_lot::RwLock;
 use std::path::Path;
 use std::sync::Arc;
@@ -101,7 +102,7 @@ impl CsraTrainConfig {
         c.tau = self.tau as f64;
         c.lambda_u = self.lambda_u as f64;
         c.lambda_c = self.lambda_c as f64;
-        c.validate().or_status(CsraStatus::CSRA_INVALID_ARGUMENT)?;
+        c.validate()?;
         Ok(c)
     }
 }
@@ -168,7 +169,7 @@ pub unsafe extern "C" fn csra_trainer_create(
         not_null!(out, "out");
         let c =
             read_versioned(config, CsraTrainConfig::defaults(), "CsraTrainConfig")?.to_config()?;
-        let trainer = Trainer::new(c).or_status(CsraStatus::CSRA_INVALID_ARGUMENT)?;
+        let trainer = Trainer::new(c)?;
         *out = Box::into_raw(Box::new(CsraTrainer {
             net: (*model).net.clone(),
             trainer,
@@ -227,12 +228,7 @@ unsafe fn tiles<'a>(
         }
         let data = std::slice::from_raw_parts(im.data, im.len);
         let view = ImageView::new(data, im.width as usize, im.height as usize, im.stride, fmt)
-            .map_err(|e| {
-                Fail::new(
-                    CsraStatus::CSRA_INVALID_ARGUMENT,
-                    format!("{what}->images[{i}]: {e}"),
-                )
-            })?;
+            .map_err(|e| e.context(format!("{what}->images[{i}]")))?;
         let label = if labelled {
             let p = *b.labels.add(i);
             if p.is_null() {
@@ -277,16 +273,7 @@ pub unsafe extern "C" fn csra_trainer_step(
             tiles(unlabelled, false, "unlabelled")?
         };
         let net = t.net.write();
-        let r = t.trainer.step(&net, &l, &u).map_err(|e| {
-            let msg = e.to_string();
-            let status =
-                if msg.contains("NaN") || msg.contains("infinite") || msg.contains("loss is") {
-                    CsraStatus::CSRA_NUMERIC_ERROR
-                } else {
-                    CsraStatus::CSRA_INVALID_ARGUMENT
-                };
-            Fail::new(status, msg)
-        })?;
+        let r = t.trainer.step(&net, &l, &u)?;
         *report = CsraStepReport {
             step: r.step as u64,
             loss: r.loss as f32,
@@ -316,8 +303,13 @@ pub unsafe extern "C" fn csra_trainer_save_checkpoint(
         let t = &*trainer;
         let net = t.net.read();
         let st = (!sampler.is_null()).then(|| (*sampler).sampler.state());
-        save_checkpoint(Path::new(p), &net, &t.trainer, st.as_ref(), 0)
-            .or_status(CsraStatus::CSRA_IO_ERROR)
+        Ok(save_checkpoint(
+            Path::new(p),
+            &net,
+            &t.trainer,
+            st.as_ref(),
+            0,
+        )?)
     })
 }
 
@@ -335,13 +327,11 @@ pub unsafe extern "C" fn csra_trainer_load_checkpoint(
         let p = path_arg(path, "path")?;
         let t = &mut *trainer;
         let net = t.net.write();
-        let r = load_checkpoint(Path::new(p), &net, &mut t.trainer)
-            .map_err(|e| Fail::new(weights_status(&e), e.to_string()))?;
+        let r = load_checkpoint(Path::new(p), &net, &mut t.trainer)?;
         if !sampler.is_null() {
             if let Some(st) = r.sampler {
                 let s = &mut *sampler;
-                s.sampler = CasSampler::from_state(&s.tissues, &s.presence, s.cfg.clone(), &st)
-                    .map_err(|e| Fail::new(CsraStatus::CSRA_BAD_WEIGHTS, e))?;
+                s.sampler = CasSampler::from_state(&s.tissues, &s.presence, s.cfg.clone(), &st)?;
             }
         }
         Ok(())
@@ -399,8 +389,7 @@ pub unsafe extern "C" fn csra_sampler_create(
             total_epochs: total_epochs as usize,
             ..Default::default()
         };
-        let sampler = CasSampler::new(&tissues, &presence, cfg.clone(), seed)
-            .map_err(|e| Fail::new(CsraStatus::CSRA_INVALID_ARGUMENT, e))?;
+        let sampler = CasSampler::new(&tissues, &presence, cfg.clone(), seed)?;
         *out = Box::into_raw(Box::new(CsraSampler {
             tissues,
             presence,

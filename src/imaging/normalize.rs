@@ -26,26 +26,24 @@ impl Default for Normalize {
 impl Normalize {
     /// Rejects a non-finite mean or std, a non-positive std, and statistics that take a pixel
     /// value beyond the f32 range.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> crate::Result<()> {
         for c in 0..3 {
             if !(self.mean[c].is_finite() && self.std[c].is_finite() && self.std[c] > 0.0) {
-                bail!(
+                return Err(crate::Error::invalid(format!(
                     "normalisation channel {c}: mean {} / std {} must be finite with std > 0",
-                    self.mean[c],
-                    self.std[c]
-                )
+                    self.mean[c], self.std[c]
+                )));
             }
             // Every pixel value must normalise to a finite f32: a tiny std or a huge mean
             // would feed infinities to the network.
             let lo = (0.0 - self.mean[c]) / self.std[c];
             let hi = (1.0 - self.mean[c]) / self.std[c];
             if !(lo.is_finite() && hi.is_finite()) {
-                bail!(
+                return Err(crate::Error::invalid(format!(
                     "normalisation channel {c}: mean {} / std {} takes pixel values beyond the \
                      f32 range",
-                    self.mean[c],
-                    self.std[c]
-                )
+                    self.mean[c], self.std[c]
+                )));
             }
         }
         Ok(())

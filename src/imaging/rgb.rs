@@ -15,7 +15,7 @@ pub struct RgbImage {
 
 impl RgbImage {
     /// A checked view of the image (the checks of [`ImageView::new`]: sides and buffer size).
-    pub fn view(&self) -> candle_core::Result<ImageView<'_>> {
+    pub fn view(&self) -> crate::Result<ImageView<'_>> {
         ImageView::new(
             &self.data,
             self.width,

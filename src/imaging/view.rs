@@ -1,6 +1,6 @@
 //! Borrowed views of caller-owned 8-bit images, validated before any read.
 
-use candle_core::{bail, Result};
+use crate::{Error, Result};
 
 /// Pixel layouts accepted from callers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,26 +70,32 @@ impl<'a> ImageView<'a> {
         format: PixelFormat,
     ) -> Result<Self> {
         if width < MIN_SIDE || height < MIN_SIDE {
-            bail!("image is {width}x{height}; the smallest accepted size is {MIN_SIDE}x{MIN_SIDE}")
+            return Err(Error::invalid(format!(
+                "image is {width}x{height}; the smallest accepted size is {MIN_SIDE}x{MIN_SIDE}"
+            )));
         }
         if width > MAX_SIDE || height > MAX_SIDE {
-            bail!("image is {width}x{height}; sides above {MAX_SIDE} are refused")
+            return Err(Error::invalid(format!(
+                "image is {width}x{height}; sides above {MAX_SIDE} are refused"
+            )));
         }
         let row = width
             .checked_mul(format.bytes())
-            .ok_or_else(|| candle_core::Error::Msg("width * bytes per pixel overflows".into()))?;
+            .ok_or_else(|| Error::invalid("width * bytes per pixel overflows"))?;
         if stride < row {
-            bail!("stride {stride} is smaller than a row of {width} pixels ({row} bytes)")
+            return Err(Error::invalid(format!(
+                "stride {stride} is smaller than a row of {width} pixels ({row} bytes)"
+            )));
         }
         let need = stride
             .checked_mul(height - 1)
             .and_then(|v| v.checked_add(row))
-            .ok_or_else(|| candle_core::Error::Msg("stride * height overflows".into()))?;
+            .ok_or_else(|| Error::invalid("stride * height overflows"))?;
         if data.len() < need {
-            bail!(
+            return Err(Error::invalid(format!(
                 "image buffer holds {} bytes; {width}x{height} with stride {stride} needs {need}",
                 data.len()
-            )
+            )));
         }
         Ok(Self {
             data,

@@ -3,7 +3,8 @@
 use super::image::{regions_tensor, ImageView, Normalize};
 use super::postprocess::{instances_from_probs, Instance, PostprocessConfig};
 use crate::model::CsraNet;
-use candle_core::{bail, Result, Tensor};
+use crate::{Error, Result};
+use candle_core::Tensor;
 use rayon::prelude::*;
 
 /// Largest side `segment_tile` accepts; larger images go through `segment_image`.
@@ -41,37 +42,45 @@ impl Default for SegmentOptions {
 }
 
 impl SegmentOptions {
-    /// Checks every field; the error names the bad one.
+    /// Checks every field; the error ([`ErrorKind::InvalidArgument`]) names the bad one.
     pub fn validate(&self) -> Result<()> {
         self.normalize.validate()?;
         if self.tile_size < 64 || self.tile_size > MAX_TILE_SIDE {
-            bail!(
+            return Err(Error::invalid(format!(
                 "tile_size must be in [64, {MAX_TILE_SIDE}], got {}",
                 self.tile_size
-            )
+            )));
         }
         if self.overlap * 2 >= self.tile_size {
-            bail!(
+            return Err(Error::invalid(format!(
                 "overlap ({}) must be less than half the tile size ({})",
-                self.overlap,
-                self.tile_size
-            )
+                self.overlap, self.tile_size
+            )));
         }
         if self.batch_size == 0 || self.batch_size > 64 {
-            bail!("batch_size must be in [1, 64], got {}", self.batch_size)
+            return Err(Error::invalid(format!(
+                "batch_size must be in [1, 64], got {}",
+                self.batch_size
+            )));
         }
         let p = &self.post;
         if !(p.h.is_finite() && p.h >= 0.0) {
-            bail!("post.h must be finite and >= 0, got {}", p.h)
+            return Err(Error::invalid(format!(
+                "post.h must be finite and >= 0, got {}",
+                p.h
+            )));
         }
         if !(p.polygon_tolerance.is_finite() && p.polygon_tolerance >= 0.0) {
-            bail!(
+            return Err(Error::invalid(format!(
                 "post.polygon_tolerance must be finite and >= 0, got {}",
                 p.polygon_tolerance
-            )
+            )));
         }
         if !(p.sigma.is_finite() && (0.0..=16.0).contains(&p.sigma)) {
-            bail!("post.sigma must be in [0, 16], got {}", p.sigma)
+            return Err(Error::invalid(format!(
+                "post.sigma must be in [0, 16], got {}",
+                p.sigma
+            )));
         }
         Ok(())
     }
@@ -114,7 +123,9 @@ fn predict(
         let p: Tensor = probs.get(i)?.narrow(1, 0, h)?.narrow(2, 0, w)?;
         let v = p.flatten_all()?.to_vec1::<f32>()?;
         if v.iter().any(|x| !x.is_finite()) {
-            bail!("the model produced non-finite probabilities (are the weights corrupted?)")
+            return Err(Error::non_finite(
+                "the model produced non-finite probabilities (are the weights corrupted?)",
+            ));
         }
         out.push(v);
     }
@@ -145,7 +156,9 @@ pub fn segment_tile(
     opts.validate()?;
     let (w, h) = (view.width(), view.height());
     if w > MAX_TILE_SIDE || h > MAX_TILE_SIDE {
-        bail!("a tile is at most {MAX_TILE_SIDE}x{MAX_TILE_SIDE} (got {w}x{h}); use segment_image")
+        return Err(Error::invalid(format!(
+            "a tile is at most {MAX_TILE_SIDE}x{MAX_TILE_SIDE} (got {w}x{h}); use segment_image"
+        )));
     }
     let m = model.config().size_multiple();
     let c = model.config().num_classes;

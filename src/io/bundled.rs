@@ -3,7 +3,8 @@
 
 use crate::io::weights;
 use crate::CsraNet;
-use candle_core::{bail, Device, Result};
+use crate::{Error, Result};
+use candle_core::Device;
 
 /// File name of the bundled weights under `models/`.
 pub const BUNDLED_FILE: &str = "lite-consep.safetensors";
@@ -23,15 +24,15 @@ pub fn bundled_weights() -> Option<&'static [u8]> {
     }
 }
 
-/// Builds the bundled default model on `device`; an error in a build without
-/// `bundled-weights`.
+/// Builds the bundled default model on `device`; [`crate::ErrorKind::NotAvailable`] in a
+/// build without `bundled-weights`.
 pub fn default_model(device: &Device) -> Result<CsraNet> {
     match bundled_weights() {
         Some(b) => weights::model_from_bytes(b, None, device),
-        None => bail!(
+        None => Err(Error::not_available(
             "this build of csranet has no bundled model (built without the `bundled-weights` \
-             feature): load weights from a file instead"
-        ),
+             feature): load weights from a file instead",
+        )),
     }
 }
 

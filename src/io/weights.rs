@@ -4,9 +4,13 @@
 //! error. torchvision extras (`*.num_batches_tracked`, `aux_classifier.*`) are accepted
 //! and ignored. The model's configuration travels in the file's metadata under
 //! `csranet.config` (JSON), so a file can rebuild its own model.
+//!
+//! Errors: a file that cannot be read or written is [`ErrorKind::Io`]; a malformed buffer, or
+//! one that does not fit the model, is [`ErrorKind::BadWeights`].
 
 use crate::model::{Config, CsraNet, ParamStore};
-use candle_core::{bail, DType, Device, Result, Tensor};
+use crate::{Error, ErrorKind, Result};
+use candle_core::{DType, Device, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use std::collections::{BTreeMap, HashMap};
@@ -29,18 +33,24 @@ fn to_tensor(name: &str, v: &TensorView) -> Result<Tensor> {
         Dtype::F16 => DType::F16,
         Dtype::BF16 => DType::BF16,
         Dtype::F64 => DType::F64,
-        other => bail!(
-            "tensor `{name}` has dtype {other:?}; expected a float type (F32, F16, BF16, F64)"
-        ),
+        other => {
+            return Err(Error::bad_weights(format!(
+                "tensor `{name}` has dtype {other:?}; expected a float type (F32, F16, BF16, F64)"
+            )))
+        }
     };
-    let t = Tensor::from_raw_buffer(v.data(), dt, v.shape(), &Device::Cpu)?.to_dtype(DType::F32)?;
+    let t = Tensor::from_raw_buffer(v.data(), dt, v.shape(), &Device::Cpu)
+        .and_then(|t| t.to_dtype(DType::F32))
+        .map_err(|e| Error::from_candle(ErrorKind::BadWeights, e))?;
     let bad = t
         .flatten_all()?
         .to_vec1::<f32>()?
         .iter()
         .any(|x| !x.is_finite());
     if bad {
-        bail!("tensor `{name}` contains NaN or infinite values")
+        return Err(Error::bad_weights(format!(
+            "tensor `{name}` contains NaN or infinite values"
+        )));
     }
     Ok(t)
 }
@@ -49,24 +59,23 @@ fn to_tensor(name: &str, v: &TensorView) -> Result<Tensor> {
 /// without touching the store.
 pub fn check(store: &ParamStore, bytes: &[u8]) -> Result<BTreeMap<String, Tensor>> {
     if bytes.len() > MAX_BYTES {
-        bail!(
+        return Err(Error::bad_weights(format!(
             "weights buffer of {} bytes exceeds the {MAX_BYTES}-byte limit",
             bytes.len()
-        )
+        )));
     }
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| candle_core::Error::Msg(format!("not a valid safetensors file: {e}")))?;
+    let st = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
     let file: HashMap<String, TensorView> = st.tensors().into_iter().collect();
     let mut out = BTreeMap::new();
     for (name, shape) in store.shapes() {
         let Some(v) = file.get(&name) else {
-            bail!("weights file lacks tensor `{name}` (shape {shape:?}); is it for another configuration?")
+            return Err(Error::bad_weights(format!("weights file lacks tensor `{name}` (shape {shape:?}); is it for another configuration?")));
         };
         if v.shape() != shape.as_slice() {
-            bail!(
+            return Err(Error::bad_weights(format!(
                 "tensor `{name}` has shape {:?} in the file, the model expects {shape:?}",
                 v.shape()
-            )
+            )));
         }
         out.insert(name.clone(), to_tensor(&name, v)?);
     }
@@ -76,10 +85,10 @@ pub fn check(store: &ParamStore, bytes: &[u8]) -> Result<BTreeMap<String, Tensor
         .collect();
     extras.sort();
     if let Some(e) = extras.first() {
-        bail!(
+        return Err(Error::bad_weights(format!(
             "weights file has tensor `{e}` that this configuration lacks ({} unexpected in all); is it for another configuration?",
             extras.len()
-        )
+        )));
     }
     Ok(out)
 }
@@ -87,35 +96,35 @@ pub fn check(store: &ParamStore, bytes: &[u8]) -> Result<BTreeMap<String, Tensor
 /// Loads weights from a buffer into `model`: all or nothing.
 pub fn load_bytes(model: &CsraNet, bytes: &[u8]) -> Result<()> {
     let values = check(model.params(), bytes)?;
-    model.params().set_all(&values)
+    Ok(model.params().set_all(&values)?)
 }
 
-/// Reads a whole file with a size check.
+/// Reads a whole file with a size check: an unreadable file is [`ErrorKind::Io`], one
+/// over [`MAX_BYTES`] [`ErrorKind::BadWeights`].
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| candle_core::Error::Msg(format!("cannot open {}: {e}", path.display())))?;
+    let io = |what: &str, e: std::io::Error| {
+        Error::io_msg(format!("cannot {what} {}: {e}", path.display())).with_source(e)
+    };
+    let meta = std::fs::metadata(path).map_err(|e| io("open", e))?;
     if meta.len() as u128 > MAX_BYTES as u128 {
-        bail!(
+        return Err(Error::bad_weights(format!(
             "{} is {} bytes, over the {MAX_BYTES}-byte limit",
             path.display(),
             meta.len()
-        )
+        )));
     }
-    std::fs::read(path)
-        .map_err(|e| candle_core::Error::Msg(format!("cannot read {}: {e}", path.display())))
+    std::fs::read(path).map_err(|e| io("read", e))
 }
 
 /// Loads weights from a file into `model`: all or nothing.
 pub fn load_file(model: &CsraNet, path: &Path) -> Result<()> {
     let bytes = read_file(path)?;
-    load_bytes(model, &bytes)
-        .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))
+    load_bytes(model, &bytes).map_err(|e| e.context(path.display()))
 }
 
 /// The configuration stored in a weights buffer's metadata, if any.
 pub fn config_of(bytes: &[u8]) -> Result<Option<Config>> {
-    let (_, meta) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| candle_core::Error::Msg(format!("not a valid safetensors file: {e}")))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
     let Some(m) = meta.metadata() else {
         return Ok(None);
     };
@@ -123,9 +132,10 @@ pub fn config_of(bytes: &[u8]) -> Result<Option<Config>> {
         None => Ok(None),
         Some(js) => {
             let cfg: Config = serde_json::from_str(js).map_err(|e| {
-                candle_core::Error::Msg(format!("bad `{CONFIG_KEY}` metadata: {e}"))
+                Error::bad_weights(format!("bad `{CONFIG_KEY}` metadata: {e}")).with_source(e)
             })?;
-            cfg.validate()?;
+            cfg.validate()
+                .map_err(|e| Error::from_candle(ErrorKind::BadWeights, e))?;
             Ok(Some(cfg))
         }
     }
@@ -140,7 +150,11 @@ pub fn model_from_bytes(
     let cfg = match (config_of(bytes)?, fallback) {
         (Some(c), _) => c,
         (None, Some(c)) => c.clone(),
-        (None, None) => bail!("the weights carry no `{CONFIG_KEY}` metadata; give a configuration"),
+        (None, None) => {
+            return Err(Error::bad_weights(format!(
+                "the weights carry no `{CONFIG_KEY}` metadata; give a configuration"
+            )))
+        }
     };
     check_holds_model(bytes, &cfg)?;
     let model = CsraNet::new(&cfg, device, 0)?;
@@ -154,26 +168,24 @@ pub fn model_from_bytes(
 /// make us allocate and initialise about 4 GB before the tensors are even compared
 /// (issue 8); with the check, the model built is at most a few dozen times the file's size.
 fn check_holds_model(bytes: &[u8], cfg: &Config) -> Result<()> {
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| candle_core::Error::Msg(format!("not a valid safetensors file: {e}")))?;
+    let st = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
     let name = "backbone.layer4.0.conv2.weight";
     let s = cfg.scaled(512);
     let want = [s, s, 3, 3];
     match st.tensor(name) {
         Ok(v) if v.shape() == want => Ok(()),
-        Ok(v) => bail!(
+        Ok(v) => Err(Error::bad_weights(format!(
             "tensor `{name}` has shape {:?} in the file, its configuration (depth {}, width {}) \
              needs {want:?}",
             v.shape(),
             cfg.depth,
             cfg.width
-        ),
-        Err(_) => bail!(
+        ))),
+        Err(_) => Err(Error::bad_weights(format!(
             "weights file lacks tensor `{name}` (shape {want:?}) that its configuration (depth \
              {}, width {}) needs",
-            cfg.depth,
-            cfg.width
-        ),
+            cfg.depth, cfg.width
+        ))),
     }
 }
 
@@ -207,24 +219,30 @@ pub fn to_bytes(model: &CsraNet, half: bool) -> Result<Vec<u8>> {
         .map(|(n, s, b)| {
             TensorView::new(sdt, s.clone(), b)
                 .map(|v| (n.clone(), v))
-                .map_err(|e| candle_core::Error::Msg(e.to_string()))
+                .map_err(|e| Error::internal(e.to_string()).with_source(e))
         })
         .collect::<Result<Vec<_>>>()?;
     let mut meta = HashMap::new();
     meta.insert(
         CONFIG_KEY.to_string(),
-        serde_json::to_string(model.config()).map_err(candle_core::Error::wrap)?,
+        serde_json::to_string(model.config())
+            .map_err(|e| Error::internal(e.to_string()).with_source(e))?,
     );
     meta.insert("format".to_string(), "pt".to_string());
     safetensors::tensor::serialize(views, Some(meta))
-        .map_err(|e| candle_core::Error::Msg(e.to_string()))
+        .map_err(|e| Error::internal(e.to_string()).with_source(e))
+}
+
+fn not_safetensors(e: safetensors::SafeTensorError) -> Error {
+    Error::bad_weights(format!("not a valid safetensors file: {e}")).with_source(e)
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, synced,
-/// then renamed over the target. A crash mid-write leaves the previous file intact.
+/// then renamed over the target. A crash mid-write leaves the previous file intact. Every
+/// failure is [`ErrorKind::Io`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let err = |what: &str, e: std::io::Error| {
-        candle_core::Error::Msg(format!("cannot {what} {}: {e}", path.display()))
+        Error::io_msg(format!("cannot {what} {}: {e}", path.display())).with_source(e)
     };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -232,7 +250,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     };
     let file_name = path
         .file_name()
-        .ok_or_else(|| candle_core::Error::Msg(format!("{} is not a file path", path.display())))?;
+        .ok_or_else(|| Error::io_msg(format!("{} is not a file path", path.display())))?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}-{:?}",
         file_name.to_string_lossy(),

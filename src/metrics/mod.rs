@@ -82,6 +82,14 @@ impl fmt::Display for MetricsError {
 
 impl std::error::Error for MetricsError {}
 
+/// A metrics error is [`crate::ErrorKind::InvalidArgument`] (the maps handed in do not fit
+/// together), with the same message and the `MetricsError` as its source.
+impl From<MetricsError> for crate::Error {
+    fn from(e: MetricsError) -> Self {
+        crate::Error::invalid(e.to_string()).with_source(e)
+    }
+}
+
 /// `num / den`, NaN when `den == 0`.
 pub(crate) fn ratio(num: f64, den: f64) -> f64 {
     if den == 0.0 {

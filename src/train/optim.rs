@@ -1,7 +1,8 @@
 //! SGD with momentum and weight decay (PyTorch semantics), a cosine learning-rate
 //! schedule, an optional head multiplier and gradient clipping.
 
-use candle_core::{backprop::GradStore, bail, Result, Tensor, Var};
+use crate::{Error, Result};
+use candle_core::{backprop::GradStore, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -36,28 +37,41 @@ impl Default for OptimConfig {
 }
 
 impl OptimConfig {
+    /// Checks the ranges; the error ([`crate::ErrorKind::InvalidArgument`]) names the field.
     pub fn validate(&self) -> Result<()> {
         let ok = |v: f64| v.is_finite() && v >= 0.0;
         if !(ok(self.lr) && self.lr > 0.0) {
-            bail!("optim.lr must be positive, got {}", self.lr)
+            return Err(Error::invalid(format!(
+                "optim.lr must be positive, got {}",
+                self.lr
+            )));
         }
         if !(ok(self.momentum) && self.momentum < 1.0) {
-            bail!("optim.momentum must be in [0, 1), got {}", self.momentum)
+            return Err(Error::invalid(format!(
+                "optim.momentum must be in [0, 1), got {}",
+                self.momentum
+            )));
         }
         if !ok(self.weight_decay) {
-            bail!("optim.weight_decay must be >= 0, got {}", self.weight_decay)
+            return Err(Error::invalid(format!(
+                "optim.weight_decay must be >= 0, got {}",
+                self.weight_decay
+            )));
         }
         if !(ok(self.head_lr_mult) && self.head_lr_mult > 0.0) {
-            bail!(
+            return Err(Error::invalid(format!(
                 "optim.head_lr_mult must be positive, got {}",
                 self.head_lr_mult
-            )
+            )));
         }
         if !ok(self.clip_norm) {
-            bail!("optim.clip_norm must be >= 0, got {}", self.clip_norm)
+            return Err(Error::invalid(format!(
+                "optim.clip_norm must be >= 0, got {}",
+                self.clip_norm
+            )));
         }
         if self.total_steps == 0 {
-            bail!("optim.total_steps must be positive")
+            return Err(Error::invalid("optim.total_steps must be positive"));
         }
         Ok(())
     }
@@ -84,7 +98,8 @@ impl Sgd {
         })
     }
 
-    /// Global L2 norm of the gradients of `params`; errors if any is NaN or infinite.
+    /// Global L2 norm of the gradients of `params`; [`crate::ErrorKind::NonFinite`] if any
+    /// is NaN or infinite.
     pub fn grad_norm(params: &[(String, Var)], grads: &GradStore) -> Result<f64> {
         let mut sq = 0f64;
         for (_, v) in params {
@@ -97,7 +112,7 @@ impl Sgd {
             }
         }
         if !sq.is_finite() {
-            bail!("gradient is NaN or infinite")
+            return Err(Error::non_finite("gradient is NaN or infinite"));
         }
         Ok(sq.sqrt())
     }
@@ -141,7 +156,9 @@ impl Sgd {
             let new = (p.detach() - (&buf * (lr * mult))?)?;
             let worst = new.abs()?.max_all()?.to_dtype(candle_core::DType::F32)?;
             if !worst.to_scalar::<f32>()?.is_finite() {
-                bail!("the update makes `{name}` NaN or infinite (learning rate {lr}); weights left unchanged")
+                return Err(Error::non_finite(format!(
+                    "the update makes `{name}` NaN or infinite (learning rate {lr}); weights left unchanged"
+                )));
             }
             updates.push((v, new, name, buf.detach()));
         }

@@ -9,7 +9,8 @@ use crate::imaging::{ImageView, PixelFormat};
 use crate::infer::SegmentOptions;
 use crate::io::weights::{self, write_atomic};
 use crate::model::{Config, CsraNet};
-use candle_core::{bail, DType, Device, Result, Tensor};
+use crate::{Error, ErrorKind, Result};
+use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use safetensors::tensor::{Dtype, TensorView};
@@ -131,7 +132,7 @@ pub fn save_checkpoint(
         .map(|(n, s, b)| {
             TensorView::new(Dtype::F32, s.clone(), b)
                 .map(|v| (n.clone(), v))
-                .map_err(|e| candle_core::Error::Msg(e.to_string()))
+                .map_err(|e| Error::internal(e.to_string()).with_source(e))
         })
         .collect::<Result<Vec<_>>>()?;
     let js = |v: &dyn erased::Ser| v.json();
@@ -143,7 +144,7 @@ pub fn save_checkpoint(
         meta.insert("csranet.sampler".to_string(), js(s));
     }
     let bytes = safetensors::tensor::serialize(views, Some(meta))
-        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        .map_err(|e| Error::internal(e.to_string()).with_source(e))?;
     write_atomic(path, &bytes)
 }
 
@@ -164,42 +165,42 @@ pub struct Restored {
     pub sampler: Option<SamplerState>,
 }
 
-/// Restores a checkpoint into `model` (all or nothing) and `trainer`.
+/// Restores a checkpoint into `model` (all or nothing) and `trainer`. An unreadable file
+/// is [`ErrorKind::Io`]; a malformed checkpoint, or one for another configuration,
+/// [`ErrorKind::BadWeights`].
 pub fn load_checkpoint(path: &Path, model: &CsraNet, trainer: &mut Trainer) -> Result<Restored> {
     let bytes = weights::read_file(path)?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
-        candle_core::Error::Msg(format!("{}: not a checkpoint: {e}", path.display()))
-    })?;
+    let bad = |what: String| Error::bad_weights(format!("{}: {what}", path.display()));
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| bad(format!("not a checkpoint: {e}")))?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        .map_err(|e| bad(format!("not a checkpoint: {e}")))?;
     let meta = meta.metadata().clone().unwrap_or_default();
     let get = |k: &str| {
-        meta.get(k).ok_or_else(|| {
-            candle_core::Error::Msg(format!("{}: checkpoint lacks `{k}`", path.display()))
-        })
+        meta.get(k)
+            .ok_or_else(|| bad(format!("checkpoint lacks `{k}`")))
     };
-    let cfg: Config =
-        serde_json::from_str(get(weights::CONFIG_KEY)?).map_err(candle_core::Error::wrap)?;
+    let json_err = |k: &str, e: serde_json::Error| bad(format!("bad `{k}` in checkpoint: {e}"));
+    let cfg: Config = serde_json::from_str(get(weights::CONFIG_KEY)?)
+        .map_err(|e| json_err(weights::CONFIG_KEY, e))?;
     if &cfg != model.config() {
-        bail!(
-            "{}: checkpoint is for another model configuration",
-            path.display()
-        )
+        return Err(bad("checkpoint is for another model configuration".into()));
     }
-    let ts: TrainerState =
-        serde_json::from_str(get("csranet.trainer")?).map_err(candle_core::Error::wrap)?;
+    let ts: TrainerState = serde_json::from_str(get("csranet.trainer")?)
+        .map_err(|e| json_err("csranet.trainer", e))?;
     let epoch: usize = get("csranet.epoch")?
         .parse()
-        .map_err(candle_core::Error::wrap)?;
+        .map_err(|e| bad(format!("bad `csranet.epoch` in checkpoint: {e}")))?;
     let sampler = match meta.get("csranet.sampler") {
-        Some(s) => Some(serde_json::from_str(s).map_err(candle_core::Error::wrap)?),
+        Some(s) => Some(serde_json::from_str(s).map_err(|e| json_err("csranet.sampler", e))?),
         None => None,
     };
     // Re-serialise the model part as a plain weights buffer and load it strictly.
     let mut model_t = BTreeMap::new();
     let mut optim = BTreeMap::new();
     for (name, v) in st.tensors() {
-        let t = Tensor::from_raw_buffer(v.data(), DType::F32, v.shape(), &Device::Cpu)?;
+        let t = Tensor::from_raw_buffer(v.data(), DType::F32, v.shape(), &Device::Cpu)
+            .map_err(|e| Error::from_candle(ErrorKind::BadWeights, e).context(path.display()))?;
         if let Some(n) = name.strip_prefix("model.") {
             model_t.insert(n.to_string(), t);
         } else if let Some(n) = name.strip_prefix("optim.") {
@@ -209,10 +210,11 @@ pub fn load_checkpoint(path: &Path, model: &CsraNet, trainer: &mut Trainer) -> R
     for (n, shape) in model.params().shapes() {
         match model_t.get(&n) {
             Some(t) if t.dims() == shape.as_slice() => {}
-            _ => bail!(
-                "{}: checkpoint tensor `model.{n}` missing or misshapen",
-                path.display()
-            ),
+            _ => {
+                return Err(bad(format!(
+                    "checkpoint tensor `model.{n}` missing or misshapen"
+                )))
+            }
         }
     }
     model.params().set_all(&model_t)?;
@@ -233,7 +235,8 @@ fn presence(s: &Sample, num_classes: usize) -> Vec<bool> {
 fn tile(s: &Sample, labelled: bool) -> Result<TrainTile<'_>> {
     let (w, h) = (s.width(), s.height());
     Ok(TrainTile {
-        image: ImageView::new(&s.image.data, w, h, w * 3, PixelFormat::Rgb8)?,
+        image: ImageView::new(&s.image.data, w, h, w * 3, PixelFormat::Rgb8)
+            .map_err(|e| Error::bad_data(e.message()).context(format!("tile {}", s.name)))?,
         label: labelled.then_some(s.class_map.as_slice()),
         instances: labelled.then_some(s.inst.as_slice()),
     })
@@ -264,30 +267,32 @@ pub fn run(
 ) -> Result<Option<Evaluation>> {
     let nc = opts.model.num_classes;
     if train.class_names.len() != nc {
-        bail!(
+        return Err(Error::invalid(format!(
             "the training data has {} classes, the model {nc}",
             train.class_names.len()
-        )
+        )));
     }
+    opts.model
+        .validate()
+        .map_err(|e| Error::from_candle(ErrorKind::InvalidArgument, e))?;
     std::fs::create_dir_all(&opts.out).map_err(|e| {
-        candle_core::Error::Msg(format!("cannot create {}: {e}", opts.out.display()))
+        Error::io_msg(format!("cannot create {}: {e}", opts.out.display())).with_source(e)
     })?;
     let (lab, unl) = if opts.labelled_fraction >= 1.0 {
         ((0..train.len()).collect::<Vec<_>>(), vec![])
     } else {
-        let s = split_by_source(&train.names(), opts.labelled_fraction, opts.train.seed)
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let s = split_by_source(&train.names(), opts.labelled_fraction, opts.train.seed)?;
         (s.labelled, s.unlabelled)
     };
     if lab.is_empty() {
-        bail!("no labelled tiles")
+        return Err(Error::invalid("no labelled tiles"));
     }
     let semi = opts.train.method != super::trainer::Method::Supervised;
     if semi && unl.len() < 2 {
-        bail!(
+        return Err(Error::invalid(format!(
             "method {:?} needs unlabelled tiles: use --labelled-fraction below 1",
             opts.train.method
-        )
+        )));
     }
     let steps_per_epoch = if opts.steps_per_epoch > 0 {
         opts.steps_per_epoch
@@ -309,16 +314,14 @@ pub fn run(
         .collect();
     let mut cas = opts.cas.clone();
     cas.total_epochs = opts.epochs.max(1);
-    let mut sampler = CasSampler::new(&tissues, &pres, cas.clone(), opts.train.seed)
-        .map_err(candle_core::Error::Msg)?;
+    let mut sampler = CasSampler::new(&tissues, &pres, cas.clone(), opts.train.seed)?;
     let ckpt = opts.out.join("checkpoint.safetensors");
     let mut start_epoch = 0;
     if opts.resume && ckpt.exists() {
         let r = load_checkpoint(&ckpt, &model, &mut trainer)?;
         start_epoch = r.epoch;
         if let Some(s) = r.sampler {
-            sampler = CasSampler::from_state(&tissues, &pres, cas, &s)
-                .map_err(candle_core::Error::Msg)?;
+            sampler = CasSampler::from_state(&tissues, &pres, cas, &s)?;
         }
     }
     let mut urng =
@@ -382,8 +385,8 @@ pub fn run(
     weights::save_file(&model, &opts.out.join("model.safetensors"), false)?;
     if let Some(t) = test {
         let e = evaluate_model(&model, t, &seg_opts)?;
-        std::fs::write(opts.out.join("metrics.json"), e.summary.to_json())
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let path = opts.out.join("metrics.json");
+        std::fs::write(&path, e.summary.to_json()).map_err(|e| Error::io(&path, e))?;
         on(Event::Eval {
             epoch: opts.epochs,
             eval: &e,
@@ -453,7 +456,12 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
         let before = b.params().snapshot()?;
-        assert!(load_checkpoint(&path, &b, &mut tb).is_err());
+        let e = load_checkpoint(&path, &b, &mut tb).err().expect("refused");
+        assert_eq!(e.kind(), ErrorKind::BadWeights, "{e}");
+        let e = load_checkpoint(&dir.join("missing"), &b, &mut tb)
+            .err()
+            .expect("refused");
+        assert_eq!(e.kind(), ErrorKind::Io, "{e}");
         for ((n, x), (_, y)) in before.iter().zip(b.params().snapshot()?) {
             assert_eq!((x - y)?.abs()?.max_all()?.to_scalar::<f32>()?, 0.0, "{n}");
         }

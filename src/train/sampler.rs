@@ -37,6 +37,7 @@
 //! [`CasSampler::from_state`] from the same tiles and configuration continues with exactly the
 //! draws the original would have made.
 
+use crate::{Error, Result};
 use std::collections::BTreeMap;
 
 use rand::distr::Distribution;
@@ -86,18 +87,18 @@ impl Default for CasConfig {
 
 impl CasConfig {
     /// Checks the ranges: `alpha0` finite and >= 0, `period_t >= 1`, `total_epochs >= 1`.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<()> {
         if !self.alpha0.is_finite() || self.alpha0 < 0.0 {
-            return Err(format!(
+            return Err(Error::invalid(format!(
                 "CAS: alpha0 must be finite and >= 0, got {}",
                 self.alpha0
-            ));
+            )));
         }
         if self.period_t == 0 {
-            return Err("CAS: period_t must be >= 1".into());
+            return Err(Error::invalid("CAS: period_t must be >= 1"));
         }
         if self.total_epochs == 0 {
-            return Err("CAS: total_epochs must be >= 1".into());
+            return Err(Error::invalid("CAS: total_epochs must be >= 1"));
         }
         Ok(())
     }
@@ -145,29 +146,29 @@ struct Tiles {
 }
 
 impl Tiles {
-    fn new(tissues: &[Option<u32>], presence: &[Vec<bool>]) -> Result<Self, String> {
+    fn new(tissues: &[Option<u32>], presence: &[Vec<bool>]) -> Result<Self> {
         let n = presence.len();
         if n == 0 {
-            return Err("CAS: no tiles (presence is empty)".into());
+            return Err(Error::invalid("CAS: no tiles (presence is empty)"));
         }
         if tissues.len() != n {
-            return Err(format!(
+            return Err(Error::invalid(format!(
                 "CAS: {} tissue ids but {} class-presence rows; give one of each per tile \
                  (use None tissue ids when there are no tissue categories)",
                 tissues.len(),
                 n
-            ));
+            )));
         }
         let width = presence[0].len();
         for (i, row) in presence.iter().enumerate() {
             if row.len() != width {
-                return Err(format!(
+                return Err(Error::invalid(format!(
                     "CAS: class-presence row {} has {} entries, row 0 has {}; all rows must have \
                      one entry per nucleus class (background excluded)",
                     i,
                     row.len(),
                     width
-                ));
+                )));
             }
         }
         let classes = presence
@@ -301,7 +302,7 @@ impl CasSampler {
         presence: &[Vec<bool>],
         cfg: CasConfig,
         seed: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self> {
         cfg.validate()?;
         let tiles = Tiles::new(tissues, presence)?;
         let rng = ChaCha8Rng::seed_from_u64(seed);
@@ -327,26 +328,27 @@ impl CasSampler {
         num_classes: usize,
         cfg: CasConfig,
         seed: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self> {
         let presence = bitmasks_to_rows(masks, num_classes)?;
         Self::new(tissues, &presence, cfg, seed)
     }
 
     /// Rebuilds a sampler at a saved position. `tissues`, `presence` and `cfg` must be the ones
-    /// the saved sampler was built with for the draws to continue identically.
+    /// the saved sampler was built with for the draws to continue identically; a state saved
+    /// for another number of tiles is [`ErrorKind::BadWeights`] (a checkpoint that does not fit).
     pub fn from_state(
         tissues: &[Option<u32>],
         presence: &[Vec<bool>],
         cfg: CasConfig,
         state: &SamplerState,
-    ) -> Result<Self, String> {
+    ) -> Result<Self> {
         let mut s = Self::new(tissues, presence, cfg, 0)?;
         if state.num_tiles != s.tiles.len() {
-            return Err(format!(
+            return Err(Error::bad_weights(format!(
                 "CAS: saved sampler state is for {} tiles, this data set has {}",
                 state.num_tiles,
                 s.tiles.len()
-            ));
+            )));
         }
         let mut rng = ChaCha8Rng::from_seed(state.seed);
         rng.set_stream(state.stream);
@@ -377,9 +379,9 @@ impl CasSampler {
         }
     }
 
-    fn alias(weights: &[f64]) -> Result<WeightedAliasIndex<f64>, String> {
+    fn alias(weights: &[f64]) -> Result<WeightedAliasIndex<f64>> {
         WeightedAliasIndex::new(weights.to_vec())
-            .map_err(|e| format!("CAS: cannot build the sampling table: {e}"))
+            .map_err(|e| Error::invalid(format!("CAS: cannot build the sampling table: {e}")))
     }
 
     /// Moves to epoch `e`; the weights are recomputed when `alpha(e)` changes (every `T` epochs).
@@ -439,20 +441,20 @@ impl CasSampler {
 }
 
 /// Converts class-presence bitmasks into rows of `num_classes` booleans.
-pub fn bitmasks_to_rows(masks: &[u64], num_classes: usize) -> Result<Vec<Vec<bool>>, String> {
+pub fn bitmasks_to_rows(masks: &[u64], num_classes: usize) -> Result<Vec<Vec<bool>>> {
     if num_classes > 64 {
-        return Err(format!(
+        return Err(Error::invalid(format!(
             "CAS: at most 64 classes fit a bitmask, got {num_classes}"
-        ));
+        )));
     }
     masks
         .iter()
         .enumerate()
         .map(|(i, &m)| {
             if num_classes < 64 && m >> num_classes != 0 {
-                return Err(format!(
+                return Err(Error::invalid(format!(
                     "CAS: presence mask of tile {i} ({m:#x}) has bits set at or above class {num_classes}"
-                ));
+                )));
             }
             Ok((0..num_classes).map(|c| (m >> c) & 1 == 1).collect())
         })
@@ -463,6 +465,7 @@ pub fn bitmasks_to_rows(masks: &[u64], num_classes: usize) -> Result<Vec<Vec<boo
 #[allow(clippy::needless_range_loop, clippy::useless_vec)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     fn cfg(alpha0: f64, t: usize, e: usize) -> CasConfig {
         CasConfig {
@@ -697,7 +700,8 @@ mod tests {
         // Wrong data set size is refused.
         let mut bad = st2.clone();
         bad.num_tiles = 5;
-        assert!(CasSampler::from_state(&t, &p, c, &bad).is_err());
+        let e = CasSampler::from_state(&t, &p, c, &bad).expect_err("refused");
+        assert_eq!(e.kind(), ErrorKind::BadWeights, "{e}");
     }
 
     #[test]
@@ -716,9 +720,10 @@ mod tests {
     fn error_cases() {
         let c = cfg(1.0, 10, 100);
         let e = CasSampler::new(&[], &[], c.clone(), 0).unwrap_err();
-        assert!(e.contains("no tiles"), "{e}");
+        assert!(e.to_string().contains("no tiles"), "{e}");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
         let e = CasSampler::new(&[None], &[vec![true], vec![true]], c.clone(), 0).unwrap_err();
-        assert!(e.contains("1 tissue ids but 2"), "{e}");
+        assert!(e.to_string().contains("1 tissue ids but 2"), "{e}");
         let e = CasSampler::new(
             &[None, None],
             &[vec![true], vec![true, false]],
@@ -726,11 +731,12 @@ mod tests {
             0,
         )
         .unwrap_err();
-        assert!(e.contains("row 1 has 2 entries"), "{e}");
+        assert!(e.to_string().contains("row 1 has 2 entries"), "{e}");
         let mut bad = c.clone();
         bad.alpha0 = -1.0;
         assert!(CasSampler::new(&[None], &[vec![true]], bad, 0)
             .unwrap_err()
+            .to_string()
             .contains("alpha0"));
         let mut bad = c.clone();
         bad.alpha0 = f64::NAN;
@@ -739,11 +745,13 @@ mod tests {
         bad.period_t = 0;
         assert!(CasSampler::new(&[None], &[vec![true]], bad, 0)
             .unwrap_err()
+            .to_string()
             .contains("period_t"));
         let mut bad = c;
         bad.total_epochs = 0;
         assert!(CasSampler::new(&[None], &[vec![true]], bad, 0)
             .unwrap_err()
+            .to_string()
             .contains("total_epochs"));
     }
 

@@ -10,11 +10,10 @@ mod views;
 
 use super::augment::{StrongConfig, WeakConfig};
 use super::optim::{OptimConfig, Sgd};
-use crate::infer::image::{ImageView, Normalize};
+use crate::imaging::{ImageView, Normalize, IGNORE, UNKNOWN_CLASS};
 use crate::model::{CsraNet, Kind};
-use crate::imaging::IGNORE;
-use crate::train::geometry::UNKNOWN_CLASS;
-use candle_core::{bail, Result, Tensor, Var};
+use crate::{Error, Result};
+use candle_core::{Tensor, Var};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -101,36 +100,38 @@ impl Default for TrainConfig {
 impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         self.optim.validate()?;
-        self.weak.validate().map_err(candle_core::Error::Msg)?;
-        self.strong.validate().map_err(candle_core::Error::Msg)?;
+        self.weak.validate().map_err(Error::invalid)?;
+        self.strong.validate().map_err(Error::invalid)?;
         if self.weak.crop_width != self.weak.crop_height {
             // candle 0.11's conv2d backward takes the transposed conv's output padding from
             // the height alone: height and width of different parity get wrong gradients.
-            bail!(
+            return Err(Error::invalid(format!(
                 "train.weak crop must be square (got {}x{}): see docs/CANDLE-NOTES.md",
-                self.weak.crop_width,
-                self.weak.crop_height
-            )
+                self.weak.crop_width, self.weak.crop_height
+            )));
         }
         if !(0.0..=1.0).contains(&self.tau) {
-            bail!("train.tau must be in [0, 1], got {}", self.tau)
+            return Err(Error::invalid(format!(
+                "train.tau must be in [0, 1], got {}",
+                self.tau
+            )));
         }
         for (n, v) in [("lambda_u", self.lambda_u), ("lambda_c", self.lambda_c)] {
             if !(v.is_finite() && v >= 0.0) {
-                bail!("train.{n} must be >= 0, got {v}")
+                return Err(Error::invalid(format!("train.{n} must be >= 0, got {v}")));
             }
         }
         if !(0.0..=1.0).contains(&self.labelled_photometric) {
-            bail!(
+            return Err(Error::invalid(format!(
                 "train.labelled_photometric must be in [0, 1], got {}",
                 self.labelled_photometric
-            )
+            )));
         }
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            bail!(
+            return Err(Error::invalid(format!(
                 "train.temperature must be positive, got {}",
                 self.temperature
-            )
+            )));
         }
         Normalize {
             mean: self.normalize_mean,
@@ -203,40 +204,48 @@ impl Trainer {
         unlabelled: &[TrainTile],
     ) -> Result<()> {
         if labelled.is_empty() {
-            bail!("the labelled batch is empty")
+            return Err(Error::invalid("the labelled batch is empty"));
         }
         let nc = model.config().num_classes;
         for (i, t) in labelled.iter().enumerate() {
             let n = t.image.width() * t.image.height();
             match t.label {
-                None => bail!("labelled tile {i} has no class map"),
-                Some(l) if l.len() != n => bail!(
-                    "labelled tile {i}: class map has {} values, image has {n} pixels",
-                    l.len()
-                ),
+                None => {
+                    return Err(Error::invalid(format!(
+                        "labelled tile {i} has no class map"
+                    )))
+                }
+                Some(l) if l.len() != n => {
+                    return Err(Error::invalid(format!(
+                        "labelled tile {i}: class map has {} values, image has {n} pixels",
+                        l.len()
+                    )))
+                }
                 Some(l) => {
                     let bad = l
                         .iter()
                         .find(|&&v| v != IGNORE && v != UNKNOWN_CLASS && v as usize >= nc);
                     if let Some(bad) = bad {
-                        bail!("labelled tile {i}: class {bad} is out of range for {nc} classes")
+                        return Err(Error::invalid(format!(
+                            "labelled tile {i}: class {bad} is out of range for {nc} classes"
+                        )));
                     }
                 }
             }
             if let Some(inst) = t.instances {
                 if inst.len() != n {
-                    bail!(
+                    return Err(Error::invalid(format!(
                         "labelled tile {i}: instance map has {} values, image has {n} pixels",
                         inst.len()
-                    )
+                    )));
                 }
             }
         }
         if self.cfg.uses_unlabelled() && unlabelled.len() < 2 {
-            bail!(
+            return Err(Error::invalid(format!(
                 "method {:?} needs an unlabelled batch of at least 2 tiles",
                 self.cfg.method
-            )
+            )));
         }
         Ok(())
     }
@@ -260,7 +269,7 @@ impl Trainer {
                 let t = v.as_tensor().copy()?;
                 Ok((v, t))
             })
-            .collect::<Result<_>>()?;
+            .collect::<candle_core::Result<_>>()?;
         let result = self.step_inner(model, labelled, unlabelled);
         if result.is_err() {
             for (v, t) in buffers {
@@ -310,16 +319,20 @@ impl Trainer {
             (Method::Csra, Some(u)) => {
                 methods::loss_csra(model, &cfg, &parts, &l, u, rng, &mut report)?
             }
-            (m, None) => bail!("method {m:?} needs an unlabelled batch"),
+            (m, None) => {
+                return Err(Error::invalid(format!(
+                    "method {m:?} needs an unlabelled batch"
+                )))
+            }
         };
         let loss = total
             .to_dtype(candle_core::DType::F32)?
             .to_scalar::<f32>()? as f64;
         if !loss.is_finite() {
-            bail!(
+            return Err(Error::non_finite(format!(
                 "loss is {loss} at step {}; weights left unchanged",
                 self.step
-            )
+            )));
         }
         let grads = total.backward()?;
         let params = model.params().trainable();

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::model::Config;
+use crate::ErrorKind;
 use candle_core::Device;
 
 fn tiny() -> Config {
@@ -133,6 +134,7 @@ fn nan_loss_is_an_error_and_leaves_weights_and_statistics_unchanged() -> Result<
         )
         .unwrap_err();
     assert!(e.to_string().contains("loss is NaN"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::NonFinite, "{e}");
     for ((n, a), (_, b)) in snap.iter().zip(model.params().snapshot()?) {
         let same = a
             .flatten_all()?
@@ -152,7 +154,8 @@ fn bad_batches_are_refused() -> Result<()> {
     let view = ImageView::new(&img, 64, 64, 192, crate::infer::PixelFormat::Rgb8)?;
     let model = CsraNet::new(&tiny(), &Device::Cpu, 1)?;
     let mut t = Trainer::new(cfg(Method::Csra))?;
-    assert!(t.step(&model, &[], &[]).is_err());
+    let e = t.step(&model, &[], &[]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     let bad = vec![9u8; 64 * 64];
     let e = t
         .step(
@@ -166,6 +169,7 @@ fn bad_batches_are_refused() -> Result<()> {
         )
         .unwrap_err();
     assert!(e.to_string().contains("out of range"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     let e = t
         .step(
             &model,
@@ -180,6 +184,8 @@ fn bad_batches_are_refused() -> Result<()> {
     assert!(e.to_string().contains("unlabelled"), "{e}");
     let mut c = cfg(Method::Csra);
     c.weak.crop_height = 32;
-    assert!(Trainer::new(c).is_err());
+    let e = Trainer::new(c).err().expect("a non-square crop is refused");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(e.to_string().contains("docs/CANDLE-NOTES.md"), "{e}");
     Ok(())
 }

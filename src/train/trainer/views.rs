@@ -2,10 +2,10 @@
 //! unlabelled weak views, the weak model's pseudo-labels and the strong views with CutMix.
 
 use super::{Method, TrainConfig, TrainTile};
+use crate::imaging::{PlanarImage, IGNORE};
 use crate::infer::image::ImageView;
 use crate::model::CsraNet;
 use crate::train::augment::{self, CutBox};
-use crate::imaging::{PlanarImage, IGNORE};
 use crate::train::geometry::{class_targets, hv_targets, label_masks};
 use candle_core::{Device, Result, Tensor};
 use rand::Rng;
@@ -13,6 +13,12 @@ use rand_chacha::ChaCha8Rng;
 
 /// Nuclei smaller than this many pixels get no HV target (HoVer-Net drops them as well).
 const HV_MIN_AREA: usize = 30;
+
+/// An augmentation's refusal (a bad setting) as an invalid-argument error, carried through
+/// candle's `Result` with its kind.
+fn invalid(msg: String) -> candle_core::Error {
+    crate::Error::invalid(msg).into()
+}
 
 pub(super) fn to_image(v: &ImageView) -> PlanarImage {
     let (w, h) = (v.width(), v.height());
@@ -91,7 +97,7 @@ pub(super) fn labelled_views(
         let mut im = augment::apply_weak_image(&img, &p, cfg.weak.pad_value);
         let lab = augment::apply_weak_plane(t.label.expect("checked by step"), &p, IGNORE);
         if cfg.labelled_photometric > 0.0 && rng.random::<f64>() < cfg.labelled_photometric {
-            im = augment::strong_view(&im, &cfg.strong, rng).map_err(candle_core::Error::Msg)?;
+            im = augment::strong_view(&im, &cfg.strong, rng).map_err(invalid)?;
         }
         if geometry {
             // HV targets after the geometric augmentation (flips and rotations change signs).
@@ -128,8 +134,7 @@ pub(super) fn labelled_views(
     let mut strong = Vec::new();
     if cfg.method == Method::Csra {
         for im in &weak {
-            strong
-                .push(augment::strong_view(im, &cfg.strong, rng).map_err(candle_core::Error::Msg)?);
+            strong.push(augment::strong_view(im, &cfg.strong, rng).map_err(invalid)?);
         }
     }
     Ok(Labelled {
@@ -209,10 +214,8 @@ pub(super) fn unlabelled_views(
         let mut imgs = Vec::with_capacity(nu);
         for i in 0..nu {
             let j = (i + 1) % nu;
-            let mut im = augment::strong_view(&weak[i], &cfg.strong, rng)
-                .map_err(candle_core::Error::Msg)?;
-            let mix = augment::strong_view(&weak[j], &cfg.strong, rng)
-                .map_err(candle_core::Error::Msg)?;
+            let mut im = augment::strong_view(&weak[i], &cfg.strong, rng).map_err(invalid)?;
+            let mix = augment::strong_view(&weak[j], &cfg.strong, rng).map_err(invalid)?;
             let b = augment::cutmix_box(cw, ch, &cfg.strong, rng);
             if let Some(b) = &b {
                 augment::paste_box_image(&mut im, &mix, b);
