@@ -41,7 +41,9 @@ pub struct SegmentArgs {
     /// Tile side for large images (px, rounded up to the network's size multiple).
     #[arg(long, value_name = "PX", default_value_t = SegmentOptions::default().tile_size)]
     pub tile_size: usize,
-    /// Overlap of neighbouring tiles (px); must exceed twice the largest nucleus diameter.
+    /// Overlap of neighbouring tiles (px, at most half the tile); must exceed twice the
+    /// largest nucleus diameter. 0 = the model's (two grid cells for tile-invariant models,
+    /// else 64).
     #[arg(long, value_name = "PX", default_value_t = SegmentOptions::default().overlap)]
     pub overlap: usize,
     /// Tiles per forward pass for large images (bounds memory).
