@@ -130,7 +130,9 @@ typedef struct CsraSegmentOptions {
   float polygon_tolerance;
   // Tile side for `csra_segment_image` (default 512).
   uint32_t tile_size;
-  // Overlap between tiles (default 64; keep above twice the largest nucleus).
+  // Pixels shared by neighbouring tiles, at most half the tile (default 0 = the model's:
+  // none for tile-invariant models, which read context around each tile instead, else 64;
+  // keep above twice the largest nucleus).
   uint32_t overlap;
   // Tiles per forward pass in `csra_segment_image` (default 2; bounds memory).
   uint32_t batch_size;

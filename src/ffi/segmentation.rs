@@ -64,7 +64,9 @@ pub struct CsraSegmentOptions {
     pub polygon_tolerance: f32,
     /// Tile side for `csra_segment_image` (default 512).
     pub tile_size: u32,
-    /// Overlap between tiles (default 64; keep above twice the largest nucleus).
+    /// Pixels shared by neighbouring tiles, at most half the tile (default 0 = the model's:
+    /// none for tile-invariant models, which read context around each tile instead, else 64;
+    /// keep above twice the largest nucleus).
     pub overlap: u32,
     /// Tiles per forward pass in `csra_segment_image` (default 2; bounds memory).
     pub batch_size: u32,

@@ -5,7 +5,7 @@
 //! - [`RgbImage`]: an owned 8-bit RGB image without row padding (what the dataset readers
 //!   decode);
 //! - [`PlanarImage`]: planar (CHW) `f32` RGB in `[0, 1]` (what augmentation works on);
-//! - [`Normalize`] with [`regions_tensor`] / [`planar_tensor`]: mean / std normalisation into
+//! - [`Normalize`] with [`rgb_chw`] / [`planar_tensor`]: mean / std normalisation into
 //!   network input tensors;
 //! - [`blur`]: a separable Gaussian blur of one `f32` plane;
 //! - [`IGNORE`]: the class-map value of pixels without a label; [`UNKNOWN_CLASS`]: a nucleus
@@ -19,7 +19,7 @@ pub mod planar;
 pub mod rgb;
 pub mod view;
 
-pub use normalize::{planar_tensor, region_chw, regions_tensor, Normalize};
+pub use normalize::{planar_tensor, rgb_chw, Normalize};
 pub use planar::{PlanarImage, CHANNELS};
 pub use rgb::RgbImage;
 pub use view::{ImageView, PixelFormat, MAX_SIDE, MIN_SIDE};

@@ -2,7 +2,6 @@
 //! and training normalise through the same arithmetic, `(v / 255 - mean) / std`.
 
 use super::planar::{PlanarImage, CHANNELS};
-use super::view::ImageView;
 use candle_core::{bail, Device, Result, Tensor};
 
 /// Per-channel normalisation `(v / 255 - mean) / std` (ImageNet by default).
@@ -50,11 +49,12 @@ impl Normalize {
     }
 }
 
-/// A region `(x0, y0, w, h)` of the view, normalised, edge-replicated to `(pw, ph)`,
-/// written into `out` (`3 * ph * pw`, CHW).
-pub fn region_chw(
-    view: &ImageView,
-    (x0, y0, w, h): (usize, usize, usize, usize),
+/// Packed RGB8 pixels (`w x h`, row-major) normalised into `out` (`3 * ph * pw`, CHW),
+/// edge-replicated to `pw x ph` (`pw >= w`, `ph >= h`): the padding every forward pass of
+/// an image or a tile uses, so a tile and the whole image see the same values.
+pub fn rgb_chw(
+    rgb: &[u8],
+    (w, h): (usize, usize),
     (pw, ph): (usize, usize),
     norm: &Normalize,
     out: &mut [f32],
@@ -67,31 +67,15 @@ pub fn region_chw(
         })
         .collect();
     for py in 0..ph {
-        let y = y0 + py.min(h - 1);
+        let y = py.min(h - 1);
         for px in 0..pw {
-            let x = x0 + px.min(w - 1);
-            let p = view.rgb(x, y);
+            let x = px.min(w - 1);
+            let p = &rgb[(y * w + x) * 3..(y * w + x) * 3 + 3];
             for c in 0..3 {
                 out[c * plane + py * pw + px] = lut[p[c] as usize][c];
             }
         }
     }
-}
-
-/// A batch of regions as one `[B, 3, ph, pw]` tensor.
-pub fn regions_tensor(
-    view: &ImageView,
-    regions: &[(usize, usize, usize, usize)],
-    (pw, ph): (usize, usize),
-    norm: &Normalize,
-    device: &Device,
-) -> Result<Tensor> {
-    let n = 3 * pw * ph;
-    let mut buf = vec![0f32; n * regions.len()];
-    for (i, r) in regions.iter().enumerate() {
-        region_chw(view, *r, (pw, ph), norm, &mut buf[i * n..(i + 1) * n]);
-    }
-    Tensor::from_vec(buf, (regions.len(), 3, ph, pw), device)
 }
 
 /// Same-sized planar images as one normalised `[B, 3, H, W]` tensor.
@@ -121,7 +105,7 @@ pub fn planar_tensor(imgs: &[PlanarImage], norm: &Normalize, device: &Device) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imaging::PixelFormat;
+    use crate::imaging::{ImageView, PixelFormat};
 
     #[test]
     fn validate_refuses_bad_statistics() {
@@ -141,7 +125,9 @@ mod tests {
         let view = ImageView::new(&rgb, 40, 36, 120, PixelFormat::Rgb8).unwrap();
         let norm = Normalize::default();
         let dev = Device::Cpu;
-        let a = regions_tensor(&view, &[(0, 0, 40, 36)], (40, 36), &norm, &dev).unwrap();
+        let mut buf = vec![0f32; 3 * 40 * 36];
+        rgb_chw(&rgb, (40, 36), (40, 36), &norm, &mut buf);
+        let a = Tensor::from_vec(buf, (1, 3, 36, 40), &dev).unwrap();
         let img = PlanarImage::from_view(&view);
         let b = planar_tensor(&[img], &norm, &dev).unwrap();
         assert_eq!(a.dims(), &[1, 3, 36, 40]);
@@ -157,19 +143,22 @@ mod tests {
 
     #[test]
     fn regions_are_edge_replicated() {
-        let rgb: Vec<u8> = (0..32 * 32 * 3).map(|i| (i % 251) as u8).collect();
-        let view = ImageView::new(&rgb, 32, 32, 96, PixelFormat::Rgb8).unwrap();
+        // A 2 x 3 region padded to 6 x 5.
+        let rgb: Vec<u8> = (0..2 * 3 * 3).map(|i| (i * 13 % 251) as u8).collect();
         let norm = Normalize {
             mean: [0.0; 3],
             std: [1.0; 3],
         };
         let mut out = vec![0f32; 3 * 6 * 5];
-        region_chw(&view, (30, 29, 2, 3), (6, 5), &norm, &mut out);
-        // Column 5 of the padded region repeats image column 31; row 4 repeats row 31.
+        rgb_chw(&rgb, (2, 3), (6, 5), &norm, &mut out);
+        let px = |x: usize, y: usize, c: usize| rgb[(y * 2 + x) * 3 + c] as f32 / 255.0;
+        // Column 5 of the padded region repeats column 1; row 4 repeats row 2.
         for c in 0..3 {
             let plane = &out[c * 30..(c + 1) * 30];
-            assert_eq!(plane[5], view.rgb(31, 29)[c] as f32 / 255.0);
-            assert_eq!(plane[4 * 6], view.rgb(30, 31)[c] as f32 / 255.0);
+            assert_eq!(plane[0], px(0, 0, c));
+            assert_eq!(plane[5], px(1, 0, c));
+            assert_eq!(plane[4 * 6], px(0, 2, c));
+            assert_eq!(plane[4 * 6 + 5], px(1, 2, c));
         }
     }
 

@@ -11,6 +11,7 @@
 //! Class ids: 0 is background, `1..num_classes` are nucleus classes; `class_names[0]` names the
 //! background.
 
+pub mod agreement;
 pub mod hungarian;
 pub mod instance;
 pub mod pixel;

@@ -350,14 +350,28 @@ impl Config {
         rf
     }
 
-    /// A tiling overlap (pixels shared by neighbouring tiles) that suits the network: for a
-    /// tile-invariant network two grid cells ([`Config::size_multiple`]), so that every kept
-    /// pixel has one whole grid cell of context on each side (the theoretical receptive field,
-    /// [`Config::receptive_field`], is far larger, but its weight falls off quickly; the tiling
-    /// agreement is measured by `csranet bench --rows tiling`); for the others 64.
+    /// Pixels of context a tiler reads around each tile for this network (see
+    /// `SegmentOptions::context`): three grid cells (192 px for the `nuclei` preset) for
+    /// tile-invariant networks, none for the others. The theoretical receptive field
+    /// ([`Config::receptive_field`]) is far wider, but the output depends little on its outer
+    /// part: measured with the `nuclei` model on a 1000 x 1000 H&E image and 256 px tiles,
+    /// 128 px of context match 94% of the one-pass nuclei, 192 px 99.3% (`csranet bench
+    /// --tiling`).
+    pub fn default_context(&self) -> usize {
+        if self.tile_invariant() {
+            3 * self.size_multiple()
+        } else {
+            0
+        }
+    }
+
+    /// A tiling overlap (pixels shared by neighbouring tiles' cores) that suits the network:
+    /// none for a tile-invariant network, whose tiles are read with context
+    /// ([`Config::default_context`]) that holds every nucleus cut by a tile's edge whole; 64
+    /// for the others, whose nuclei at a tile edge come from the neighbouring tile.
     pub fn default_overlap(&self) -> usize {
         if self.tile_invariant() {
-            2 * self.size_multiple()
+            0
         } else {
             64
         }

@@ -8,7 +8,9 @@ use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use csranet::data::synthetic::he_image;
 use csranet::imaging::{ImageView, PixelFormat};
-use csranet::infer::{segment_image, segment_tile, SegmentOptions};
+use csranet::infer::segment::MAX_TILE_SIDE;
+use csranet::infer::{segment_image, segment_tile, SegmentOptions, Segmentation};
+use csranet::metrics::agreement::agreement;
 use csranet::CsraNet;
 use serde_json::{json, Value};
 use std::time::Instant;
@@ -18,14 +20,17 @@ use std::time::Instant;
 #[command(after_help = "\
 Forward rows: batches of --batch random --size px tiles in eval mode, one warm-up pass, then \
 the median of --iters passes. segment_image row: a synthetic --image-size square H&E-like \
-image, tiles of 512 px, overlap 64, batches of 2, instance post-processing included, one run \
-after a warm-up tile. The model is the bundled one unless --weights or --preset says \
-otherwise.
+image, tiles of 512 px, the model's default overlap, batches of 2, instance post-processing \
+included, one run after a warm-up tile. Tiling rows (--tiling IMAGE): IMAGE segmented in one \
+pass and with tiles of 256, 512, 1024 and 2048 px; each tiling's nuclei matched one-to-one \
+with the one pass (IoU > 0.5), the class agreement of the matched ones, and the seconds. The \
+model is the bundled one unless --weights or --preset says otherwise.
 
 Examples:
   csranet bench
   csranet bench --weights model.safetensors --threads 4 --batch 1,4,16 --json
-  csranet bench --preset paper --size 512 --image-size 0")]
+  csranet bench --preset paper --size 512 --image-size 0
+  csranet bench --batch 1 --image-size 0 --tiling slide-region.png")]
 pub struct BenchArgs {
     #[command(flatten)]
     pub model: ModelArgs,
@@ -49,6 +54,9 @@ pub struct BenchArgs {
     /// Side of the synthetic image of the segment_image row (0: no such row).
     #[arg(long, value_name = "PX", default_value_t = 2048)]
     pub image_size: usize,
+    /// An RGB image (at most 2048 px a side) for the tile-size invariance rows.
+    #[arg(long, value_name = "IMAGE")]
+    pub tiling: Option<std::path::PathBuf>,
     /// Timed passes per forward row.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub iters: usize,
@@ -140,6 +148,91 @@ fn image_row(m: &CsraNet, size: usize) -> Result<Value> {
     }))
 }
 
+/// Tile sides of the tiling rows.
+const TILINGS: [usize; 4] = [256, 512, 1024, 2048];
+
+fn classes(s: &Segmentation) -> Vec<u32> {
+    s.instances.iter().map(|i| i.class).collect()
+}
+
+/// The tile-size invariance rows: one pass, then each tiling against it.
+fn tiling_rows(m: &CsraNet, path: &std::path::Path) -> Result<Vec<Value>> {
+    let img = super::read_image(path)?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if w > MAX_TILE_SIDE || h > MAX_TILE_SIDE {
+        return Err(CliError(format!(
+            "--tiling: {} is {w}x{h}; the reference is one pass, so at most \
+             {MAX_TILE_SIDE} px a side",
+            path.display()
+        )));
+    }
+    let view = ImageView::new(img.as_raw(), w, h, w * 3, PixelFormat::Rgb8)
+        .context(|| path.display().to_string())?;
+    let opts = SegmentOptions {
+        keep_probabilities: false,
+        ..SegmentOptions::default()
+    };
+    let t0 = Instant::now();
+    let one = segment_tile(m, &view, &opts).context(|| "one pass".into())?;
+    let mut rows = vec![json!({
+        "kind": "tiling",
+        "tile": 0,
+        "nuclei": one.instances.len(),
+        "seconds": t0.elapsed().as_secs_f64(),
+    })];
+    let ref_classes = classes(&one);
+    for tile in TILINGS {
+        let o = SegmentOptions {
+            tile_size: tile,
+            ..opts.clone()
+        };
+        let t0 = Instant::now();
+        let seg = segment_image(m, &view, &o, &mut |_, _| true)
+            .context(|| format!("tiles of {tile} px"))?
+            .ok_or_else(|| CliError("segment_image was cancelled".into()))?;
+        let secs = t0.elapsed().as_secs_f64();
+        let a = agreement(&seg.labels, &classes(&seg), &one.labels, &ref_classes);
+        rows.push(json!({
+            "kind": "tiling",
+            "tile": tile,
+            "nuclei": seg.instances.len(),
+            "matched_pct": 100.0 * a.matched_fraction(),
+            "class_agreement_pct": 100.0 * a.class_agreement(),
+            "seconds": secs,
+        }));
+    }
+    Ok(rows)
+}
+
+fn print_tiling(rows: &[Value]) {
+    println!();
+    println!("| tiling   | nuclei | matched with one pass | class agreement | seconds |");
+    println!("|----------|-------:|----------------------:|----------------:|--------:|");
+    for r in rows {
+        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        let tile = r["tile"].as_u64().unwrap_or(0);
+        let name = if tile == 0 {
+            "one pass".to_string()
+        } else {
+            format!("{tile} px")
+        };
+        let pct = |k: &str| {
+            if tile == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.2}%", f(k))
+            }
+        };
+        println!(
+            "| {name:<8} | {:>6} | {:>21} | {:>15} | {:>7.2} |",
+            r["nuclei"].as_u64().unwrap_or(0),
+            pct("matched_pct"),
+            pct("class_agreement_pct"),
+            f("seconds")
+        );
+    }
+}
+
 fn print_row(name: &str, time: String, throughput: String) {
     println!("| {name:<30} | {time:>11} | {throughput:>14} |");
 }
@@ -188,10 +281,16 @@ pub fn run(a: BenchArgs) -> Result<()> {
         rows.push(v);
     }
     println!(
-        "forward: median of {} after a warm-up pass; segment_image: tiles of 512 px, overlap 64, \
-         batches of 2, post-processing included",
-        a.iters
+        "forward: median of {} after a warm-up pass; segment_image: tiles of 512 px, the \
+         model's overlap ({} px), batches of 2, post-processing included",
+        a.iters,
+        SegmentOptions::default().resolved(model.config()).overlap
     );
+    if let Some(p) = &a.tiling {
+        let t = tiling_rows(&model, p)?;
+        print_tiling(&t);
+        rows.extend(t);
+    }
     if a.json {
         println!(
             "{}",

@@ -41,9 +41,16 @@ pub struct SegmentArgs {
     /// Tile side for large images (px, rounded up to the network's size multiple).
     #[arg(long, value_name = "PX", default_value_t = SegmentOptions::default().tile_size)]
     pub tile_size: usize,
-    /// Overlap of neighbouring tiles (px); must exceed twice the largest nucleus diameter.
+    /// Overlap of neighbouring tiles (px, at most half the tile). 0 = the model's (none for
+    /// tile-invariant models, which read context around each tile instead; else 64, which
+    /// must exceed twice the largest nucleus diameter).
     #[arg(long, value_name = "PX", default_value_t = SegmentOptions::default().overlap)]
     pub overlap: usize,
+    /// Context read around each tile beyond the overlap (px); the network sees it, the
+    /// nuclei come from the tile. Default: the model's (192 px for the nuclei network, 0 for
+    /// the seed's).
+    #[arg(long, value_name = "PX")]
+    pub context: Option<usize>,
     /// Tiles per forward pass for large images (bounds memory).
     #[arg(long, value_name = "N", default_value_t = SegmentOptions::default().batch_size)]
     pub batch_size: usize,
@@ -179,6 +186,7 @@ pub fn run(args: SegmentArgs) -> Result<()> {
     let opts = SegmentOptions {
         tile_size: args.tile_size,
         overlap: args.overlap,
+        context: args.context,
         batch_size: args.batch_size,
         keep_probabilities: false,
         post: args.post.config(),

@@ -38,6 +38,8 @@
 mod blur;
 mod concave;
 mod distance;
+mod geometry;
+
 mod grid;
 mod hmaxima;
 mod labels;
@@ -50,6 +52,8 @@ use grid::Grid;
 use hmaxima::{hmax_reconstruct, regional_maxima};
 use labels::finalize_labels;
 use watershed::watershed;
+
+pub use geometry::{geometry_labels, instances_from_outputs};
 
 /// Parameters of the instance post-processing.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -88,6 +92,17 @@ pub struct PostprocessConfig {
     /// 0.858 on CoNSeP test); off by default since noisy per-pixel classes inside a predicted
     /// nucleus would over-split it.
     pub split_classes: bool,
+    /// Geometry path (models with the HV head): a pixel is foreground when
+    /// `1 - p(background)` reaches this. Default 0.5.
+    pub fg_threshold: f32,
+    /// Geometry path: marker pixels lie within this of a nucleus centre on both HV maps
+    /// (`max(|h|, |v|)`, maps in [-1, 1]). Default 0.5.
+    pub hv_core: f32,
+    /// Geometry path: marker pixels have a boundary energy (the maps' falling slope per
+    /// pixel) below this. Default 0.3.
+    pub hv_edge: f32,
+    /// Geometry path: smallest marker, in pixels. Default 4.
+    pub hv_marker_area: u32,
 }
 
 impl Default for PostprocessConfig {
@@ -103,7 +118,44 @@ impl Default for PostprocessConfig {
             concave_ratio: 2.0,
             concave_solidity: 0.95,
             split_classes: false,
+            fg_threshold: 0.5,
+            hv_core: 0.5,
+            hv_edge: 0.3,
+            hv_marker_area: 4,
         }
+    }
+}
+
+impl PostprocessConfig {
+    /// Checks every field; the error ([`crate::ErrorKind::InvalidArgument`]) names the bad
+    /// one.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |what: &str| Err(crate::Error::invalid(what));
+        if !(self.h.is_finite() && self.h >= 0.0) {
+            return bad(&format!("post.h must be finite and >= 0, got {}", self.h));
+        }
+        if !(self.polygon_tolerance.is_finite() && self.polygon_tolerance >= 0.0) {
+            return bad(&format!(
+                "post.polygon_tolerance must be finite and >= 0, got {}",
+                self.polygon_tolerance
+            ));
+        }
+        if !(self.sigma.is_finite() && (0.0..=16.0).contains(&self.sigma)) {
+            return bad(&format!(
+                "post.sigma must be in [0, 16], got {}",
+                self.sigma
+            ));
+        }
+        for (name, v) in [
+            ("fg_threshold", self.fg_threshold),
+            ("hv_core", self.hv_core),
+            ("hv_edge", self.hv_edge),
+        ] {
+            if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+                return bad(&format!("post.{name} must be in [0, 1], got {v}"));
+            }
+        }
+        Ok(())
     }
 }
 
