@@ -39,6 +39,7 @@ t0=$(date +%s)
 if ! (cd fuzz && cargo fuzz build "${build_flags[@]}" --sanitizer address); then
   echo "WARNING: the AddressSanitizer build failed; building without a sanitizer" >&2
   sanitizer=none
+  rm -rf fuzz/target
   (cd fuzz && cargo fuzz build "${build_flags[@]}" --sanitizer none)
 fi
 echo "built in $(( $(date +%s) - t0 )) s (sanitizer: $sanitizer)"
