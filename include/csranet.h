@@ -289,6 +289,27 @@ CsraStatus csra_model_get_config(const struct CsraModel *model, struct CsraModel
 // Frees a model. NULL is a no-op. No other call may be using it.
 void csra_model_free(struct CsraModel *model);
 
+// Writes the number of classes (background included, class 0) to `out`.
+CsraStatus csra_model_num_classes(const struct CsraModel *model, size_t *out);
+
+// Writes to `*name_out` the name of class `class_index` (0 = background) as a
+// NUL-terminated UTF-8 string: the name stored with the weights, or the default for the
+// class count (CoNSeP's for 5 classes, PanNuke's for 6, "class N" otherwise). The string
+// belongs to the model: it stays valid until the model is freed or weights are loaded into
+// it (`csra_model_load_safetensors*`); copy it to keep it longer. `CSRA_INVALID_ARGUMENT`
+// when `class_index` is not below the number of classes.
+CsraStatus csra_model_class_name(const struct CsraModel *model,
+                                 size_t class_index,
+                                 const char **name_out);
+
+// Writes the colour of class `class_index` (0 = background) as 8-bit red, green, blue to
+// `rgb_out[0..3]`: the colour stored with the weights, or the default for its name (QuPath's
+// own colour for the classes QuPath predefines, such as "Other"). `CSRA_INVALID_ARGUMENT`
+// when `class_index` is not below the number of classes.
+CsraStatus csra_model_class_colour(const struct CsraModel *model,
+                                   size_t class_index,
+                                   uint8_t *rgb_out);
+
 // Fills `out` with the default options.
 CsraStatus csra_segment_options_default(struct CsraSegmentOptions *out);
 

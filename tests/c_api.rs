@@ -322,6 +322,19 @@ fn c_and_cpp_examples_agree() {
         4,
         "one line per non-background class: {c_lines:?}"
     );
+    // Names and colours from the model (defaults of a 5-class model: CoNSeP's; "other" in
+    // QuPath's colour for its class "Other").
+    for prefix in [
+        "class 1 (other, #ffc800): ",
+        "class 2 (inflammatory, #00d200): ",
+        "class 3 (epithelial, #ff8c00): ",
+        "class 4 (spindle-shaped, #00c8ff): ",
+    ] {
+        assert!(
+            c_lines.iter().any(|l| l.starts_with(prefix)),
+            "no line `{prefix}...`: {c_lines:?}"
+        );
+    }
     eprintln!("C: {n} instances in one pass, {tiled} by tiles");
 
     // The C++ program prints the same, then its error and cancellation checks.

@@ -433,3 +433,115 @@ fn convert_writes_a_loadable_f16_copy() {
         "--weights",
     );
 }
+
+#[test]
+fn convert_names_the_classes_and_segment_shows_them() {
+    let dir = scratch("convert-classes");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/lite-consep.safetensors");
+    let named = dir.join("named.safetensors");
+    let o = run(&[
+        "convert",
+        "--weights",
+        src.to_str().unwrap(),
+        "--out",
+        named.to_str().unwrap(),
+        "--class-names",
+        "background,tumour,lymphocyte,stroma cell,other",
+        "--class-colours",
+        "#000000,#010203,#040506,#070809,0a0B0c",
+    ]);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("classes background, tumour, lymphocyte, stroma cell, other"),
+        "{}",
+        text(&o.stdout)
+    );
+    let bytes = std::fs::read(&named).unwrap();
+    let classes = csranet::io::weights::classes_of(&bytes, 5).unwrap();
+    assert_eq!(classes.name(2), Some("lymphocyte"));
+    assert_eq!(classes.colour(4), Some([10, 11, 12]));
+
+    // `segment` writes the stored names (capital first letter) and colours.
+    let out = dir.join("out");
+    let img = fixtures().join("patch1.png");
+    let o = run(&[
+        "segment",
+        img.to_str().unwrap(),
+        "--weights",
+        named.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = text(&o.stdout);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    for class in ["Tumour", "Lymphocyte", "Stroma cell", "Other"] {
+        assert!(stdout.contains(class), "table lacks `{class}`: {stdout}");
+    }
+    let geo: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("patch1.geojson")).unwrap())
+            .unwrap();
+    let feats = geo["features"].as_array().unwrap();
+    assert!(feats.len() >= 10, "{} features", feats.len());
+    let expected = [
+        ("Tumour", [1, 2, 3]),
+        ("Lymphocyte", [4, 5, 6]),
+        ("Stroma cell", [7, 8, 9]),
+        ("Other", [10, 11, 12]),
+    ];
+    for f in feats {
+        let c = &f["properties"]["classification"];
+        let hit = expected
+            .iter()
+            .any(|(n, rgb)| c["name"] == *n && c["color"] == serde_json::json!(rgb));
+        assert!(hit, "unexpected classification {c}");
+    }
+
+    // Names alone get the default colours of their names ("other": QuPath's own colour).
+    let renamed = dir.join("renamed.safetensors");
+    let o = run(&[
+        "convert",
+        "--weights",
+        named.to_str().unwrap(),
+        "--out",
+        renamed.to_str().unwrap(),
+        "--class-names",
+        "background,other,inflammatory,epithelial,spindle-shaped",
+    ]);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    let classes = csranet::io::weights::classes_of(&std::fs::read(&renamed).unwrap(), 5).unwrap();
+    assert_eq!(classes, csranet::model::Classes::defaults(5));
+    // Colours alone keep the names.
+    let o = run(&[
+        "convert",
+        "--weights",
+        named.to_str().unwrap(),
+        "--out",
+        renamed.to_str().unwrap(),
+        "--class-colours",
+        "000000,ffffff,ffffff,ffffff,ffffff",
+    ]);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    let classes = csranet::io::weights::classes_of(&std::fs::read(&renamed).unwrap(), 5).unwrap();
+    assert_eq!(classes.name(1), Some("tumour"));
+    assert_eq!(classes.colour(1), Some([255, 255, 255]));
+
+    // Bad lists fail cleanly, naming the problem.
+    let w = src.to_str().unwrap();
+    let r = renamed.to_str().unwrap();
+    for (args, needle) in [
+        (
+            ["--class-names", "background,a,b"],
+            "3 class names given, the model has 5 classes",
+        ),
+        (
+            ["--class-names", "background,a,,c,d"],
+            "class 2 has an empty name",
+        ),
+        (["--class-colours", "000000,ffffff"], "2 colours given"),
+        (["--class-colours", "000000,fff,0,0,0"], "RRGGBB"),
+    ] {
+        let mut all = vec!["convert", "--weights", w, "--out", r];
+        all.extend(args);
+        assert_clean_failure(&run(&all), needle);
+    }
+}

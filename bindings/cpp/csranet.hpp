@@ -328,6 +328,28 @@ class Model final {
     return c;
   }
 
+  /// Number of classes, background (class 0) included.
+  std::size_t numClasses() const {
+    std::size_t n = 0;
+    check(csra_model_num_classes(ptr_.get(), &n));
+    return n;
+  }
+
+  /// Name of class `index` (0 = background), as stored with the weights (a copy); throws
+  /// Error(CSRA_INVALID_ARGUMENT) when `index >= numClasses()`.
+  std::string className(std::size_t index) const {
+    const char* name = nullptr;
+    check(csra_model_class_name(ptr_.get(), index, &name));
+    return std::string(name);
+  }
+
+  /// Colour of class `index` as {red, green, blue}; throws like className.
+  std::array<std::uint8_t, 3> classColour(std::size_t index) const {
+    std::array<std::uint8_t, 3> rgb{};
+    check(csra_model_class_colour(ptr_.get(), index, rgb.data()));
+    return rgb;
+  }
+
   /// Segments a whole image in one pass (up to 2048x2048). `options` null: defaults.
   Segmentation segmentTile(const Image& image, const Options* options = nullptr) const {
     CsraSegmentation* raw = nullptr;

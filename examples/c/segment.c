@@ -9,7 +9,8 @@
  *   csranet <version>
  *   image: <width>x<height>
  *   instances: <n>
- *   class <k>: <instances> instances, <pixels> pixels      (one line per class >= 1)
+ *   class <k> (<name>, #rrggbb): <instances> instances, <pixels> pixels
+ *                                      (one line per class >= 1; name and colour: the model's)
  *   progress: <done>/<total>                                (one line per batch)
  *   tiled instances: <n>
  *
@@ -183,7 +184,12 @@ int main(int argc, char **argv) {
   }
   printf("instances: %zu\n", num_instances);
   for (uint32_t k = 1; k < num_classes; ++k) {
-    printf("class %u: %zu instances, %zu pixels\n", (unsigned)k, per_class[k],
+    const char *name = NULL; /* owned by the model */
+    uint8_t rgb[3];
+    CHECK(csra_model_class_name(model, k, &name));
+    CHECK(csra_model_class_colour(model, k, rgb));
+    printf("class %u (%s, #%02x%02x%02x): %zu instances, %zu pixels\n", (unsigned)k, name,
+           (unsigned)rgb[0], (unsigned)rgb[1], (unsigned)rgb[2], per_class[k],
            pixels_per_class[k]);
   }
 

@@ -11,6 +11,7 @@
 
 #include <csranet.hpp>
 
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -134,8 +135,12 @@ int run(const std::string& weights, const std::string& ppm) {
   }
   std::cout << "instances: " << instances.size() << "\n";
   for (std::uint32_t k = 1; k < classes; ++k) {
-    std::cout << "class " << k << ": " << perClass[k] << " instances, " << pixelsPerClass[k]
-              << " pixels\n";
+    const std::array<std::uint8_t, 3> rgb = model.classColour(k);
+    char colour[8];
+    std::snprintf(colour, sizeof colour, "#%02x%02x%02x", static_cast<unsigned>(rgb[0]),
+                  static_cast<unsigned>(rgb[1]), static_cast<unsigned>(rgb[2]));
+    std::cout << "class " << k << " (" << model.className(k) << ", " << colour
+              << "): " << perClass[k] << " instances, " << pixelsPerClass[k] << " pixels\n";
   }
 
   csranet::Options options;

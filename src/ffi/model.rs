@@ -288,3 +288,77 @@ pub unsafe extern "C" fn csra_model_free(model: *mut CsraModel) {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(Box::from_raw(model))));
     }
 }
+
+/// Writes the number of classes (background included, class 0) to `out`.
+#[no_mangle]
+pub unsafe extern "C" fn csra_model_num_classes(
+    model: *const CsraModel,
+    out: *mut usize,
+) -> CsraStatus {
+    guard(|| {
+        not_null!(model, "model");
+        not_null!(out, "out");
+        *out = (*model).net.read().config().num_classes;
+        Ok(())
+    })
+}
+
+/// `CSRA_INVALID_ARGUMENT` unless `class_index` is a class of `classes`.
+fn class_index_arg(classes: &crate::model::Classes, class_index: usize) -> Result<(), Fail> {
+    if class_index >= classes.len() {
+        return Err(Fail::new(
+            CsraStatus::CSRA_INVALID_ARGUMENT,
+            format!(
+                "class_index {class_index} is out of range: the model has {} classes (0..={})",
+                classes.len(),
+                classes.len() - 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes to `*name_out` the name of class `class_index` (0 = background) as a
+/// NUL-terminated UTF-8 string: the name stored with the weights, or the default for the
+/// class count (CoNSeP's for 5 classes, PanNuke's for 6, "class N" otherwise). The string
+/// belongs to the model: it stays valid until the model is freed or weights are loaded into
+/// it (`csra_model_load_safetensors*`); copy it to keep it longer. `CSRA_INVALID_ARGUMENT`
+/// when `class_index` is not below the number of classes.
+#[no_mangle]
+pub unsafe extern "C" fn csra_model_class_name(
+    model: *const CsraModel,
+    class_index: usize,
+    name_out: *mut *const c_char,
+) -> CsraStatus {
+    guard(|| {
+        not_null!(model, "model");
+        not_null!(name_out, "name_out");
+        // The model's `Arc` keeps the string alive after this clone is dropped.
+        let classes = (*model).net.read().classes();
+        class_index_arg(&classes, class_index)?;
+        let name = classes.c_name(class_index).expect("index checked");
+        *name_out = name.as_ptr();
+        Ok(())
+    })
+}
+
+/// Writes the colour of class `class_index` (0 = background) as 8-bit red, green, blue to
+/// `rgb_out[0..3]`: the colour stored with the weights, or the default for its name (QuPath's
+/// own colour for the classes QuPath predefines, such as "Other"). `CSRA_INVALID_ARGUMENT`
+/// when `class_index` is not below the number of classes.
+#[no_mangle]
+pub unsafe extern "C" fn csra_model_class_colour(
+    model: *const CsraModel,
+    class_index: usize,
+    rgb_out: *mut u8,
+) -> CsraStatus {
+    guard(|| {
+        not_null!(model, "model");
+        not_null!(rgb_out, "rgb_out");
+        let classes = (*model).net.read().classes();
+        class_index_arg(&classes, class_index)?;
+        let c = classes.colour(class_index).expect("index checked");
+        std::ptr::copy_nonoverlapping(c.as_ptr(), rgb_out, 3);
+        Ok(())
+    })
+}

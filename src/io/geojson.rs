@@ -25,6 +25,7 @@
 //! closed explicitly (the first point is repeated at the end), as GeoJSON requires.
 
 use crate::infer::{Instance, Segmentation};
+use crate::model::Classes;
 use serde_json::{json, Map, Value};
 
 /// Names of the measurements written for each detection.
@@ -145,6 +146,15 @@ pub fn to_geojson(seg: &Segmentation, class_names: &[&str], colours: &[[u8; 3]])
     json!({"type": "FeatureCollection", "features": features})
 }
 
+/// [`to_geojson`] with a model's classes ([`crate::CsraNet::classes`]): names written as
+/// QuPath writes them ([`Classes::qupath_names`], e.g. `other` becomes `Other`, QuPath's
+/// built-in class) with the model's colours.
+pub fn to_geojson_classes(seg: &Segmentation, classes: &Classes) -> Value {
+    let names = classes.qupath_names();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    to_geojson(seg, &refs, classes.colours())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +237,29 @@ mod tests {
         assert_eq!(cls["color"], json!([128, 128, 128]));
         // Deterministic.
         assert_eq!(to_geojson(&s, &names, &colours), v);
+    }
+
+    #[test]
+    fn names_and_colours_from_the_model() {
+        let s = seg();
+        let v = to_geojson_classes(&s, &Classes::defaults(5));
+        let class = |k: usize| v["features"][k]["properties"]["classification"].clone();
+        assert_eq!(
+            class(0),
+            json!({"name": "Epithelial", "color": [255, 140, 0]})
+        );
+        // QuPath's own "Other", in QuPath's colour (QuPath would ignore another).
+        assert_eq!(class(1), json!({"name": "Other", "color": [255, 200, 0]}));
+        assert_eq!(class(2)["name"], "class 9");
+        let custom = Classes::new(
+            (0..5).map(|i| format!("type {i}")).collect(),
+            (0..5).map(|i| [i as u8, 0, 0]).collect(),
+        )
+        .unwrap();
+        let v = to_geojson_classes(&s, &custom);
+        let class = |k: usize| v["features"][k]["properties"]["classification"].clone();
+        assert_eq!(class(0), json!({"name": "Type 3", "color": [3, 0, 0]}));
+        assert_eq!(class(1), json!({"name": "Type 1", "color": [1, 0, 0]}));
     }
 
     #[test]

@@ -135,8 +135,9 @@ pub fn draw_polygon_outline(img: &mut RgbImage, polygon: &[[f32; 2]], colour: [u
 }
 
 /// The image with each instance of `seg` filled (opacity [`FILL_ALPHA`]) and outlined (its
-/// polygon, opaque) in its class colour; `colours[c]` is class `c`'s colour (classes beyond the
-/// list are drawn white).
+/// polygon, opaque) in its class colour; `colours[c]` is class `c`'s colour, normally the
+/// model's (`CsraNet::classes().colours()`, which the GeoJSON carries too); classes beyond the
+/// list are drawn white.
 pub fn segmentation_overlay(image: &RgbImage, seg: &Segmentation, colours: &[[u8; 3]]) -> RgbImage {
     assert_eq!(
         (image.width() as usize, image.height() as usize),

@@ -3,12 +3,14 @@
 //! Names and shapes must match the model exactly; the first mismatch is named in the
 //! error. torchvision extras (`*.num_batches_tracked`, `aux_classifier.*`) are accepted
 //! and ignored. The model's configuration travels in the file's metadata under
-//! `csranet.config` (JSON), so a file can rebuild its own model.
+//! `csranet.config` (JSON), so a file can rebuild its own model, and its class names and
+//! colours under `csranet.classes` (JSON, [`Classes::to_json`]); files without the latter
+//! get [`Classes::defaults`] for their class count.
 //!
 //! Errors: a file that cannot be read or written is [`ErrorKind::Io`]; a malformed buffer, or
 //! one that does not fit the model, is [`ErrorKind::BadWeights`].
 
-use crate::model::{Config, CsraNet, ParamStore};
+use crate::model::{Classes, Config, CsraNet, ParamStore};
 use crate::{Error, ErrorKind, Result};
 use candle_core::{DType, Device, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
@@ -19,6 +21,9 @@ use std::path::Path;
 
 /// Metadata key holding the model configuration as JSON.
 pub const CONFIG_KEY: &str = "csranet.config";
+
+/// Metadata key holding the class names and colours as JSON ([`Classes::to_json`]).
+pub const CLASSES_KEY: &str = "csranet.classes";
 
 /// Upper bound on a weights file or buffer (4 GiB): larger is refused before parsing.
 pub const MAX_BYTES: usize = 4 << 30;
@@ -93,10 +98,34 @@ pub fn check(store: &ParamStore, bytes: &[u8]) -> Result<BTreeMap<String, Tensor
     Ok(out)
 }
 
-/// Loads weights from a buffer into `model`: all or nothing.
+/// Loads weights from a buffer into `model`, with the buffer's class names and colours
+/// ([`classes_of`]): all or nothing.
 pub fn load_bytes(model: &CsraNet, bytes: &[u8]) -> Result<()> {
+    let classes = classes_of(bytes, model.config().num_classes)?;
     let values = check(model.params(), bytes)?;
-    Ok(model.params().set_all(&values)?)
+    model.params().set_all(&values)?;
+    // Equal classes keep the model's (so names handed out before stay valid).
+    if *model.classes() != classes {
+        model.set_classes(classes)?;
+    }
+    Ok(())
+}
+
+/// The class names and colours stored in a weights buffer's metadata, checked against a
+/// model of `num_classes` classes; [`Classes::defaults`] when the buffer has none (files
+/// written before they were stored).
+pub fn classes_of(bytes: &[u8], num_classes: usize) -> Result<Classes> {
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| Error::bad_weights(format!("not a valid safetensors file: {e}")))?;
+    let Some(js) = meta.metadata().as_ref().and_then(|m| m.get(CLASSES_KEY)) else {
+        return Ok(Classes::defaults(num_classes));
+    };
+    let bad = |e: candle_core::Error| {
+        Error::bad_weights(format!("bad `{CLASSES_KEY}` metadata: {}", Error::from(e)))
+    };
+    let classes = Classes::from_json(js).map_err(bad)?;
+    classes.check_count(num_classes).map_err(bad)?;
+    Ok(classes)
 }
 
 /// Reads a whole file with a size check: an unreadable file is [`ErrorKind::Io`], one
@@ -190,7 +219,7 @@ fn check_holds_model(bytes: &[u8], cfg: &Config) -> Result<()> {
 }
 
 /// Serialises every tensor of `model` (f32, or f16 when `half` is set) with its
-/// configuration in the metadata.
+/// configuration and classes in the metadata.
 pub fn to_bytes(model: &CsraNet, half: bool) -> Result<Vec<u8>> {
     let dt = if half { DType::F16 } else { DType::F32 };
     let snap = model.params().snapshot()?;
@@ -228,6 +257,7 @@ pub fn to_bytes(model: &CsraNet, half: bool) -> Result<Vec<u8>> {
         serde_json::to_string(model.config())
             .map_err(|e| Error::internal(e.to_string()).with_source(e))?,
     );
+    meta.insert(CLASSES_KEY.to_string(), model.classes().to_json());
     meta.insert("format".to_string(), "pt".to_string());
     safetensors::tensor::serialize(views, Some(meta))
         .map_err(|e| Error::internal(e.to_string()).with_source(e))
@@ -278,4 +308,142 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Saves `model` to `path` atomically (f32, or f16 when `half`).
 pub fn save_file(model: &CsraNet, path: &Path, half: bool) -> Result<()> {
     write_atomic(path, &to_bytes(model, half)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn tiny(num_classes: usize, seed: u64) -> CsraNet {
+        let cfg = Config {
+            depth: 18,
+            width: 0.0625,
+            output_stride: 16,
+            num_classes,
+            raa: false,
+            ..Config::lite()
+        };
+        CsraNet::new(&cfg, &Device::Cpu, seed).unwrap()
+    }
+
+    /// `bytes` with its metadata replaced by `meta` (tensors unchanged).
+    fn with_metadata(bytes: &[u8], meta: HashMap<String, String>) -> Vec<u8> {
+        let st = SafeTensors::deserialize(bytes).unwrap();
+        let views: Vec<(String, TensorView)> = st.tensors();
+        safetensors::tensor::serialize(views, Some(meta)).unwrap()
+    }
+
+    fn metadata(bytes: &[u8]) -> HashMap<String, String> {
+        let (_, m) = SafeTensors::read_metadata(bytes).unwrap();
+        m.metadata().clone().unwrap_or_default()
+    }
+
+    #[test]
+    fn classes_travel_with_the_weights() {
+        let a = tiny(3, 1);
+        assert_eq!(*a.classes(), Classes::defaults(3));
+        let custom = Classes::new(
+            vec!["background".into(), "Tumor".into(), "lymphocyte".into()],
+            vec![[0, 0, 0], [200, 0, 0], [1, 2, 3]],
+        )
+        .unwrap();
+        a.set_classes(custom.clone()).unwrap();
+        let bytes = to_bytes(&a, true).unwrap();
+        assert_eq!(metadata(&bytes)[CLASSES_KEY], custom.to_json());
+        let b = model_from_bytes(&bytes, None, &Device::Cpu).unwrap();
+        assert_eq!(*b.classes(), custom);
+        // Loading into an existing model replaces its classes too.
+        let c = tiny(3, 2);
+        load_bytes(&c, &bytes).unwrap();
+        assert_eq!(*c.classes(), custom);
+        // Equal classes keep the model's own (names handed out stay valid).
+        let before = c.classes();
+        load_bytes(&c, &bytes).unwrap();
+        assert!(Arc::ptr_eq(&before, &c.classes()));
+        // A wrong count is refused by the setter.
+        let e = a.set_classes(Classes::defaults(5)).unwrap_err();
+        assert!(e.to_string().contains("the model has 3 classes"), "{e}");
+    }
+
+    #[test]
+    fn files_without_classes_get_the_defaults() {
+        for n in [5, 6, 3] {
+            let a = tiny(n, 1);
+            let mut meta = metadata(&to_bytes(&a, false).unwrap());
+            meta.remove(CLASSES_KEY);
+            let old = with_metadata(&to_bytes(&a, false).unwrap(), meta);
+            let b = model_from_bytes(&old, None, &Device::Cpu).unwrap();
+            assert_eq!(*b.classes(), Classes::defaults(n));
+            // Also when loaded into a model that had other names.
+            let c = tiny(n, 2);
+            let names = (0..n).map(|i| format!("x{i}")).collect();
+            c.set_classes(Classes::with_default_colours(names).unwrap())
+                .unwrap();
+            load_bytes(&c, &old).unwrap();
+            assert_eq!(*c.classes(), Classes::defaults(n));
+        }
+        let names: Vec<String> = Classes::defaults(5).names().to_vec();
+        assert_eq!(
+            names,
+            [
+                "background",
+                "other",
+                "inflammatory",
+                "epithelial",
+                "spindle-shaped"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_classes_are_refused_and_the_model_kept() {
+        let a = tiny(3, 1);
+        let good = to_bytes(&a, false).unwrap();
+        let b = tiny(3, 2);
+        let weights_before: HashMap<String, Tensor> =
+            b.params().snapshot().unwrap().into_iter().collect();
+        let classes_before = b.classes();
+        for (js, needle) in [
+            (
+                r#"[{"name":"background"},{"name":"a"}]"#,
+                "2 class names given, the model has 3",
+            ),
+            (
+                r#"[{"name":"background"},{"name":""},{"name":"b"}]"#,
+                "class 1 has an empty name",
+            ),
+            (
+                r#"[{"name":"background"},{"name":"a"},{"name":"b\u0000"}]"#,
+                "contains a NUL character",
+            ),
+            (r#"{"names":["a"]}"#, "expected a list"),
+        ] {
+            let mut meta = metadata(&good);
+            meta.insert(CLASSES_KEY.into(), js.into());
+            let bad = with_metadata(&good, meta);
+            let e = load_bytes(&b, &bad).unwrap_err().to_string();
+            assert!(e.contains(CLASSES_KEY) && e.contains(needle), "{js}: {e}");
+            let e = model_from_bytes(&bad, None, &Device::Cpu)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains(needle), "{js}: {e}");
+        }
+        // All or nothing: neither the weights nor the classes changed.
+        assert!(Arc::ptr_eq(&classes_before, &b.classes()));
+        for (name, t) in b.params().snapshot().unwrap() {
+            let diff = (&t - &weights_before[&name])
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert_eq!(diff, 0.0, "{name} changed");
+        }
+    }
 }

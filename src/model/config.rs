@@ -396,7 +396,10 @@ mod tests {
         assert!(Config::nuclei().tile_invariant());
         assert!(!Config::paper().tile_invariant());
         assert_eq!(Config::nuclei().size_multiple(), 64);
-        assert_eq!(Config::nuclei().default_overlap(), 128);
+        assert_eq!(Config::nuclei().default_overlap(), 0);
+        assert_eq!(Config::nuclei().default_context(), 192);
+        assert_eq!(Config::paper().default_overlap(), 64);
+        assert_eq!(Config::paper().default_context(), 0);
         // torchvision's ResNet-18 (no dilation) has a 435 px receptive field; ours at OS 16
         // with ASPP is larger, and the seed's OS 8 larger still.
         let (n, p) = (

@@ -1,6 +1,7 @@
 //! DeepLabv3 (+ RAA): the whole network.
 
 use super::aspp::Aspp;
+use super::classes::Classes;
 use super::config::Config;
 use super::decoder::Decoder;
 use super::layers::{Conv, ConvBn, ConvSpec};
@@ -8,6 +9,8 @@ use super::params::{Init, ParamStore};
 use super::resnet::{Encoded, ResNet};
 use crate::ops::resize_bilinear;
 use candle_core::{Device, Result, Tensor};
+use parking_lot::RwLock;
+use std::sync::Arc;
 
 /// Output of [`CsraNet::forward_parts`].
 pub struct Parts {
@@ -39,6 +42,8 @@ pub struct CsraNet {
     backbone: ResNet,
     aspp: Aspp,
     head: Head,
+    /// Names and colours of the outputs; replaced whole when weights are loaded.
+    classes: RwLock<Arc<Classes>>,
 }
 
 impl CsraNet {
@@ -69,12 +74,26 @@ impl CsraNet {
             backbone,
             aspp,
             head,
+            classes: RwLock::new(Arc::new(Classes::defaults(cfg.num_classes))),
         })
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// The class names and colours (index 0 the background): those of the weights last
+    /// loaded, else the defaults for the class count ([`Classes::defaults`]).
+    pub fn classes(&self) -> Arc<Classes> {
+        self.classes.read().clone()
+    }
+
+    /// Replaces the class names and colours; there must be `num_classes` of them.
+    pub fn set_classes(&self, classes: Classes) -> Result<()> {
+        classes.check_count(self.cfg.num_classes)?;
+        *self.classes.write() = Arc::new(classes);
+        Ok(())
     }
 
     /// The parameter store (names, variables, load/save).

@@ -1,6 +1,8 @@
-//! The network: configuration, parameter store, layers, ResNet, ASPP, RAA, DeepLabv3.
+//! The network: configuration, parameter store, layers, ResNet, ASPP, RAA, DeepLabv3, class
+//! names and colours.
 
 mod aspp;
+pub mod classes;
 pub mod config;
 mod decoder;
 mod deeplab;
@@ -9,6 +11,7 @@ pub mod params;
 mod raa;
 pub mod resnet;
 
+pub use classes::Classes;
 pub use config::Config;
 pub use deeplab::{CsraNet, Parts};
 pub use params::{Kind, ParamStore};

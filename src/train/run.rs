@@ -8,7 +8,7 @@ use crate::eval::{evaluate_model, Evaluation};
 use crate::imaging::{ImageView, PixelFormat};
 use crate::infer::SegmentOptions;
 use crate::io::weights::{self, write_atomic};
-use crate::model::{Config, CsraNet};
+use crate::model::{Classes, Config, CsraNet};
 use crate::{Error, ErrorKind, Result};
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
@@ -222,6 +222,12 @@ pub fn load_checkpoint(path: &Path, model: &CsraNet, trainer: &mut Trainer) -> R
     Ok(Restored { epoch, sampler })
 }
 
+/// Whether a dataset's classes have names (an annotation's `classes` table) rather than the
+/// loader's placeholders `class_1`, `class_2`, ...
+fn has_class_names(data: &Dataset) -> bool {
+    (1..data.class_names.len()).any(|c| data.class_names[c] != format!("class_{c}"))
+}
+
 fn presence(s: &Sample, num_classes: usize) -> Vec<bool> {
     let mut p = vec![false; num_classes.saturating_sub(1)];
     for &c in &s.class_map {
@@ -305,6 +311,10 @@ pub fn run(
     let model = CsraNet::new(&opts.model, &opts.device, opts.train.seed)?;
     if let Some(w) = &opts.init_weights {
         weights::load_file(&model, w)?;
+    }
+    // The saved model names its classes as the training data does, when the data names them.
+    if has_class_names(train) {
+        model.set_classes(Classes::with_default_colours(train.class_names.clone())?)?;
     }
     let mut trainer = Trainer::new(tcfg)?;
     let tissues: Vec<Option<u32>> = lab.iter().map(|&i| train.samples[i].tissue).collect();
@@ -465,6 +475,76 @@ mod tests {
         for ((n, x), (_, y)) in before.iter().zip(b.params().snapshot()?) {
             assert_eq!((x - y)?.abs()?.max_all()?.to_scalar::<f32>()?, 0.0, "{n}");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+        Ok(())
+    }
+
+    #[test]
+    fn the_saved_model_names_the_datasets_classes() -> Result<()> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiles");
+        let mut data = crate::data::load_labelled(&root)?;
+        data.samples.truncate(1);
+        let nc = data.class_names.len();
+        let mut train = TrainConfig {
+            method: Method::Supervised,
+            ..Default::default()
+        };
+        train.weak.crop_width = 64;
+        train.weak.crop_height = 64;
+        let dir = std::env::temp_dir().join(format!("csranet-run-classes-{}", std::process::id()));
+        let opts = RunOptions {
+            model: Config {
+                depth: 18,
+                width: 0.0625,
+                output_stride: 16,
+                num_classes: nc,
+                raa: false,
+                ..Config::lite()
+            },
+            train,
+            cas: CasConfig::default(),
+            labelled_fraction: 1.0,
+            batch_labelled: 1,
+            batch_unlabelled: 1,
+            epochs: 1,
+            steps_per_epoch: 1,
+            eval_every: 0,
+            time_budget_s: None,
+            budget_clock: BudgetClock::Wall,
+            init_weights: None,
+            out: dir.clone(),
+            resume: false,
+            device: Device::Cpu,
+        };
+        let saved = |data: &Dataset| -> Result<Classes> {
+            run(&opts, data, None, &mut |_| {})?;
+            let bytes = weights::read_file(&dir.join("model.safetensors"))?;
+            weights::classes_of(&bytes, nc)
+        };
+        // Named classes are recorded, with their default colours.
+        let names: Vec<String> = (0..nc)
+            .map(|c| {
+                ["background", "other", "lymphocyte"]
+                    .get(c)
+                    .map_or(format!("type {c}"), |s| s.to_string())
+            })
+            .collect();
+        data.class_names = names.clone();
+        let c = saved(&data)?;
+        assert_eq!(c.names(), names);
+        assert_eq!(c.colour(1), Some([255, 200, 0]));
+        // The loader's placeholders are not names: the defaults stay.
+        data.class_names = (0..nc)
+            .map(|c| {
+                if c == 0 {
+                    "background".into()
+                } else {
+                    format!("class_{c}")
+                }
+            })
+            .collect();
+        assert!(!has_class_names(&data));
+        assert_eq!(saved(&data)?, Classes::defaults(nc));
         std::fs::remove_dir_all(&dir).unwrap();
         Ok(())
     }

@@ -1173,6 +1173,100 @@ done:
   free(labels[1]);
 }
 
+/* Class names and colours: those stored with the weights (the defaults for the class count
+ * when none are), arguments checked, names following the weights loaded, a bad name refused
+ * whole with the names handed out before still valid. */
+static void check_classes(const char *weights) {
+  static const char *const consep[5] = {"background", "other", "inflammatory", "epithelial",
+                                        "spindle-shaped"};
+  /* "other" has QuPath's colour of its built-in class "Other". */
+  static const uint8_t colours[5][3] = {
+      {0, 0, 0}, {255, 200, 0}, {0, 210, 0}, {255, 140, 0}, {0, 200, 255}};
+  CsraModel *model = NULL, *m = SENTINEL;
+  const char *name = NULL, *kept = NULL;
+  uint8_t rgb[3];
+  size_t n = 0, len = 0;
+  unsigned char *bytes, *p = NULL;
+
+  EXPECT_STATUS(csra_model_create_from_safetensors(weights, &model), CSRA_OK, NULL);
+  if (!model) return;
+  EXPECT_STATUS(csra_model_num_classes(NULL, &n), CSRA_NULL_ARGUMENT, "`model`");
+  EXPECT_STATUS(csra_model_num_classes(model, NULL), CSRA_NULL_ARGUMENT, "`out`");
+  EXPECT_STATUS(csra_model_num_classes(model, &n), CSRA_OK, NULL);
+  EXPECT(n == 5, "%zu classes", n);
+  for (size_t k = 0; k < 5; ++k) {
+    name = NULL;
+    EXPECT_STATUS(csra_model_class_name(model, k, &name), CSRA_OK, NULL);
+    EXPECT(name && strcmp(name, consep[k]) == 0, "class %zu is \"%s\"", k,
+           name ? name : "(null)");
+    EXPECT_STATUS(csra_model_class_colour(model, k, rgb), CSRA_OK, NULL);
+    EXPECT(memcmp(rgb, colours[k], 3) == 0, "class %zu has colour %u,%u,%u", k,
+           (unsigned)rgb[0], (unsigned)rgb[1], (unsigned)rgb[2]);
+  }
+  name = SENTINEL;
+  memset(rgb, 7, sizeof rgb);
+  EXPECT_STATUS(csra_model_class_name(NULL, 0, &name), CSRA_NULL_ARGUMENT, "`model`");
+  EXPECT_STATUS(csra_model_class_name(model, 0, NULL), CSRA_NULL_ARGUMENT, "`name_out`");
+  EXPECT_STATUS(csra_model_class_name(model, 5, &name), CSRA_INVALID_ARGUMENT,
+                "class_index 5");
+  EXPECT_STATUS(csra_model_class_name(model, SIZE_MAX, &name), CSRA_INVALID_ARGUMENT,
+                "5 classes");
+  EXPECT(name == SENTINEL, "a failed call wrote its output");
+  EXPECT_STATUS(csra_model_class_colour(NULL, 0, rgb), CSRA_NULL_ARGUMENT, "`model`");
+  EXPECT_STATUS(csra_model_class_colour(model, 0, NULL), CSRA_NULL_ARGUMENT, "`rgb_out`");
+  EXPECT_STATUS(csra_model_class_colour(model, 5, rgb), CSRA_INVALID_ARGUMENT, "5 classes");
+  EXPECT(rgb[0] == 7 && rgb[1] == 7 && rgb[2] == 7, "a failed call wrote its output");
+
+  /* The names travel with the weights: "inflammatory" renamed in the file's metadata to
+   * "immune cells" (same length) is what the model reports after loading it. */
+  bytes = read_all(weights, &len);
+  EXPECT(bytes != NULL, "cannot read %s", weights);
+  if (bytes) p = find(bytes, len, "inflammatory");
+  EXPECT(p != NULL, "the weights carry no class names");
+  if (p) {
+    memcpy(p, "immune cells", 12);
+    EXPECT_STATUS(csra_model_load_safetensors_buffer(model, bytes, len), CSRA_OK, NULL);
+    EXPECT_STATUS(csra_model_class_name(model, 2, &kept), CSRA_OK, NULL);
+    EXPECT(kept && strcmp(kept, "immune cells") == 0, "class 2 is \"%s\" after loading",
+           kept ? kept : "(null)");
+    EXPECT_STATUS(csra_model_class_colour(model, 2, rgb), CSRA_OK, NULL);
+    EXPECT(memcmp(rgb, colours[2], 3) == 0, "the stored colour is kept");
+    /* A name with a NUL character (\u0000, escaped twice in the header): refused whole by
+     * load and create; the name handed out above is still valid. */
+    memcpy(p, "\\\\u0000 cell", 12);
+    EXPECT_STATUS(csra_model_load_safetensors_buffer(model, bytes, len), CSRA_BAD_WEIGHTS,
+                  "NUL");
+    EXPECT_STATUS(csra_model_create_from_safetensors_buffer(bytes, len, &m), CSRA_BAD_WEIGHTS,
+                  "csranet.classes");
+    EXPECT(m == SENTINEL, "a failed call wrote its output");
+    EXPECT(kept && strcmp(kept, "immune cells") == 0, "a failed load changed the names");
+    name = NULL;
+    EXPECT_STATUS(csra_model_class_name(model, 2, &name), CSRA_OK, NULL);
+    EXPECT(name == kept, "a failed load replaced the names");
+  }
+  free(bytes);
+  csra_model_free(model);
+
+  /* Without stored names, the defaults for the class count: PanNuke's for 6 classes. */
+  {
+    CsraModelConfig c;
+    CsraModel *six = NULL;
+    EXPECT_STATUS(csra_model_config_default(NULL, &c), CSRA_OK, NULL);
+    c.num_classes = 6;
+    EXPECT_STATUS(csra_model_create(&c, &six), CSRA_OK, NULL);
+    if (six) {
+      EXPECT_STATUS(csra_model_num_classes(six, &n), CSRA_OK, NULL);
+      EXPECT(n == 6, "%zu classes", n);
+      name = NULL;
+      EXPECT_STATUS(csra_model_class_name(six, 1, &name), CSRA_OK, NULL);
+      EXPECT(name && strcmp(name, "neoplastic") == 0, "class 1 of 6 is \"%s\"",
+             name ? name : "(null)");
+      EXPECT_STATUS(csra_model_class_name(six, 6, &name), CSRA_INVALID_ARGUMENT, "6 classes");
+    }
+    csra_model_free(six);
+  }
+}
+
 int main(int argc, char **argv) {
   unsigned w = 0, h = 0;
   unsigned char *rgb;
@@ -1198,6 +1292,7 @@ int main(int argc, char **argv) {
     check_thread_local_errors();
     check_files(argv[1], argv[3], &small);
     check_default_model(&small);
+    check_classes(argv[1]);
 
     EXPECT_STATUS(csra_model_create_from_safetensors(argv[1], &model), CSRA_OK, NULL);
     if (model) {

@@ -23,12 +23,6 @@ import qupath.lib.roi.ROIs
 def weights = null                // or '/path/to/model.safetensors' (default: bundled model)
 double pixelSizeMicrons = 0.5     // resolution to run at
 int tileSize = 512, padding = 64, threads = 4
-def classes = [                   // class id -> name, colour (the bundled model's CoNSeP classes)
-        1: ['Other', [255, 230, 0]],
-        2: ['Inflammatory', [0, 210, 0]],
-        3: ['Epithelial', [255, 140, 0]],
-        4: ['Spindle-shaped', [0, 200, 255]],
-]
 
 def imageData = getCurrentImageData()
 def server = imageData.getServer()
@@ -51,6 +45,14 @@ if (parents.isEmpty()) {
 
 def model = weights ? CsraModel.load(Path.of(weights)) : CsraModel.createDefault()
 try {
+    // Class id -> QuPath class, named and coloured as the model's weights say (first letter
+    // upper-cased as QuPath writes names: "other" -> "Other", QuPath's own class and colour).
+    def pathClasses = (0..<model.numClasses()).collect { int k ->
+        String name = model.className(k)
+        int[] rgb = model.classColour(k)
+        PathClass.fromString(name.substring(0, 1).toUpperCase() + name.substring(1),
+                ColorTools.packRGB(rgb[0], rgb[1], rgb[2]))
+    }
     def segmenter = TiledSegmenter.builder(model).tileSize(tileSize).padding(padding).threads(threads).build()
     for (parent in parents) {
         def roi = parent.getROI()
@@ -80,8 +82,7 @@ try {
                 continue
             double[] xs = nucleus.polygonX().collect { it * ds } as double[]
             double[] ys = nucleus.polygonY().collect { it * ds } as double[]
-            def (name, rgb) = classes.getOrDefault(nucleus.classId(), ["Class ${nucleus.classId()}".toString(), [128, 128, 128]])
-            def pathClass = PathClass.fromString(name, ColorTools.packRGB(rgb[0], rgb[1], rgb[2]))
+            def pathClass = pathClasses[nucleus.classId()]
             def detection = PathObjects.createDetectionObject(ROIs.createPolygonROI(xs, ys, roi.getImagePlane()), pathClass)
             detection.getMeasurementList().put('Score', nucleus.score())
             detection.getMeasurementList().put('Area px^2', nucleus.area() * ds * ds)

@@ -1,7 +1,7 @@
 //! `csranet eval`: a model (or the post-processing alone) against an annotated dataset.
 
 use super::{
-    class_colours, fmt3, load_model, progress_bar, save_png, CliError, Context, ModelArgs,
+    default_colours, fmt3, load_model, progress_bar, save_png, CliError, Context, ModelArgs,
     PostArgs, Result,
 };
 use clap::Args;
@@ -58,6 +58,45 @@ pub struct EvalArgs {
     pub split_classes: bool,
     #[command(flatten)]
     pub post: PostArgs,
+}
+
+/// Names for the metrics table and colours for the pictures, index = class id. Names are the
+/// dataset's (its labels define the classes scored), the model's for classes the dataset does
+/// not name; colours are the model's (the dataset's defaults without a model). A model whose
+/// names differ from the dataset's gets a note on stderr.
+fn table_classes(
+    data: &csranet::data::Dataset,
+    model: Option<&csranet::CsraNet>,
+) -> (Vec<String>, Vec<[u8; 3]>) {
+    let n = model.map_or(0, |m| m.config().num_classes);
+    let mut names = class_names_for(data, n);
+    let mut colours = default_colours(&names);
+    if let Some(m) = model {
+        let classes = m.classes();
+        for (c, (name, colour)) in classes.names().iter().zip(classes.colours()).enumerate() {
+            if c >= data.class_names.len() {
+                names[c] = name.clone();
+            }
+            colours[c] = *colour;
+        }
+        let generic =
+            (1..data.class_names.len()).all(|c| data.class_names[c] == format!("class_{c}"));
+        let differ = data
+            .class_names
+            .iter()
+            .zip(classes.names())
+            .skip(1)
+            .any(|(d, m)| !d.eq_ignore_ascii_case(m));
+        if differ && !generic {
+            eprintln!(
+                "note: the model's classes ({}) are not the dataset's ({}); the table uses the \
+                 dataset's names",
+                classes.names().get(1..).unwrap_or_default().join(", "),
+                data.class_names.get(1..).unwrap_or_default().join(", ")
+            );
+        }
+    }
+    (names, colours)
 }
 
 /// The side-by-side picture of one tile.
@@ -187,8 +226,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         Some(m) => format!("model {}", super::describe_config(m.config())),
         None => "post-processing only (ground-truth class maps)".to_string(),
     };
-    let k = class_names_for(&data, model.as_ref().map_or(0, |m| m.config().num_classes));
-    let colours = class_colours(&k);
+    let (k, colours) = table_classes(&data, model.as_ref());
     let opts = SegmentOptions {
         keep_probabilities: false,
         post: post.clone(),

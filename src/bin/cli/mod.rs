@@ -1,4 +1,4 @@
-//! Shared pieces of the `csranet` subcommands: errors, class names and colours, model loading,
+//! Shared pieces of the `csranet` subcommands: errors, class colours, model loading,
 //! post-processing options, images and progress bars.
 
 pub mod bench;
@@ -43,76 +43,15 @@ impl<T, E: fmt::Display> Context<T> for std::result::Result<T, E> {
 // ---------------------------------------------------------------------------------------------
 // Classes
 
-/// Display names of the classes of a model with `num_classes` outputs, index = class id, index 0
-/// the background: CoNSeP's when 5, PanNuke's when 6, `class N` otherwise.
-pub fn class_names(num_classes: usize) -> Vec<String> {
-    let known: &[&str] = match num_classes {
-        5 => &[
-            "background",
-            "other",
-            "inflammatory",
-            "epithelial",
-            "spindle-shaped",
-        ],
-        6 => &csranet::data::pannuke::CLASS_NAMES,
-        _ => &[],
-    };
-    (0..num_classes)
-        .map(|c| match known.get(c) {
-            Some(n) => n.to_string(),
-            None if c == 0 => "background".into(),
-            None => format!("class {c}"),
-        })
-        .collect()
-}
+pub use csranet::model::classes::title_case;
 
-/// `name` with its first letter upper-cased (QuPath's style for class names).
-pub fn title_case(name: &str) -> String {
-    let mut c = name.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
-}
-
-/// Fixed colour of a class, by name where the name is known (the same nucleus type has the same
-/// colour in every dataset), else from a palette by class id. Chosen to stand out on H&E.
-pub fn class_colour(id: usize, name: &str) -> [u8; 3] {
-    match name.to_ascii_lowercase().as_str() {
-        "background" => [0, 0, 0],
-        "other" | "miscellaneous" => [255, 230, 0],
-        "inflammatory" => [0, 210, 0],
-        "epithelial" => [255, 140, 0],
-        "spindle-shaped" | "spindle" => [0, 200, 255],
-        "neoplastic" => [235, 20, 20],
-        "connective" => [0, 120, 255],
-        "dead" => [255, 0, 255],
-        _ => {
-            const PALETTE: [[u8; 3]; 8] = [
-                [255, 230, 0],
-                [0, 255, 0],
-                [0, 220, 255],
-                [255, 140, 0],
-                [255, 0, 255],
-                [255, 255, 255],
-                [255, 40, 40],
-                [0, 120, 255],
-            ];
-            if id == 0 {
-                [0, 0, 0]
-            } else {
-                PALETTE[(id - 1) % PALETTE.len()]
-            }
-        }
-    }
-}
-
-/// Colours of `names` (index = class id).
-pub fn class_colours(names: &[String]) -> Vec<[u8; 3]> {
+/// Colours for class names that come without a model (e.g. the ground truth of
+/// `eval --postprocess-only`): the library's defaults ([`csranet::model::classes::default_colour`]).
+pub fn default_colours(names: &[String]) -> Vec<[u8; 3]> {
     names
         .iter()
         .enumerate()
-        .map(|(i, n)| class_colour(i, n))
+        .map(|(i, n)| csranet::model::classes::default_colour(i, n))
         .collect()
 }
 

@@ -1,8 +1,8 @@
 //! `csranet segment`: images in, QuPath GeoJSON + overlay PNG + per-class table out.
 
 use super::{
-    class_colours, class_names, fmt3, load_model, progress_bar, read_image, save_png, title_case,
-    view, CliError, Context, ModelArgs, PostArgs, Result,
+    fmt3, load_model, progress_bar, read_image, save_png, title_case, view, CliError, Context,
+    ModelArgs, PostArgs, Result,
 };
 use clap::Args;
 use csranet::infer::{segment_image, segment_tile, SegmentOptions, Segmentation};
@@ -124,9 +124,8 @@ fn segment_one(
     path: &Path,
     args: &SegmentArgs,
     opts: &SegmentOptions,
-    names: &[String],
-    colours: &[[u8; 3]],
 ) -> Result<()> {
+    let classes = model.classes();
     let img = read_image(path)?;
     let v = view(&img).context(|| path.display().to_string())?;
     let (w, h) = (v.width(), v.height());
@@ -153,15 +152,13 @@ fn segment_one(
     std::fs::create_dir_all(&args.out)
         .context(|| format!("cannot create {}", args.out.display()))?;
     let geo_path = args.out.join(format!("{stem}.geojson"));
-    let titled: Vec<String> = names.iter().map(|n| title_case(n)).collect();
-    let name_refs: Vec<&str> = titled.iter().map(|s| s.as_str()).collect();
-    let geo = geojson::to_geojson(&seg, &name_refs, colours);
+    let geo = geojson::to_geojson_classes(&seg, &classes);
     let text = serde_json::to_string(&geo).context(|| "GeoJSON".into())?;
     std::fs::write(&geo_path, text + "\n")
         .context(|| format!("cannot write {}", geo_path.display()))?;
     let ov_path = args.out.join(format!("{stem}_overlay.png"));
     save_png(
-        &overlay::segmentation_overlay(&img, &seg, colours),
+        &overlay::segmentation_overlay(&img, &seg, classes.colours()),
         &ov_path,
     )?;
 
@@ -172,7 +169,7 @@ fn segment_one(
         geo_path.display(),
         ov_path.display()
     );
-    print!("{}", format_table(&seg, names));
+    print!("{}", format_table(&seg, classes.names()));
     Ok(())
 }
 
@@ -195,11 +192,9 @@ pub fn run(args: SegmentArgs) -> Result<()> {
     opts.validate().context(|| "invalid options".into())?;
     let (model, desc) = load_model(&args.model)?;
     eprintln!("model: {desc}");
-    let names = class_names(model.config().num_classes);
-    let colours = class_colours(&names);
     let mut failed = 0;
     for p in &args.images {
-        if let Err(e) = segment_one(&model, p, &args, &opts, &names, &colours) {
+        if let Err(e) = segment_one(&model, p, &args, &opts) {
             eprintln!("error: {e}");
             failed += 1;
         }

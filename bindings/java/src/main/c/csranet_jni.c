@@ -327,6 +327,45 @@ JNIEXPORT jlongArray JNICALL Java_io_csranet_Native_modelConfig(JNIEnv *env, jcl
   return config_to_java(env, &c);
 }
 
+JNIEXPORT jint JNICALL Java_io_csranet_Native_modelNumClasses(JNIEnv *env, jclass cls,
+                                                              jlong model) {
+  (void)cls;
+  if (bad_handle(env, model, "model")) return 0;
+  size_t n = 0;
+  if (failed(env, csra_model_num_classes((const CsraModel *)(intptr_t)model, &n))) return 0;
+  return n > (size_t)INT32_MAX ? INT32_MAX : (jint)n;
+}
+
+/* The name is copied into a Java byte array (UTF-8) while the caller holds the model's read
+ * lock, so no weights load can replace it meanwhile. */
+JNIEXPORT jbyteArray JNICALL Java_io_csranet_Native_modelClassName(JNIEnv *env, jclass cls,
+                                                                   jlong model, jint index) {
+  (void)cls;
+  if (bad_handle(env, model, "model")) return NULL;
+  if (index < 0) {
+    illegal_argument(env, "class index is negative");
+    return NULL;
+  }
+  const char *name = NULL;
+  if (failed(env, csra_model_class_name((const CsraModel *)(intptr_t)model, (size_t)index, &name)))
+    return NULL;
+  return bytes_of(env, name);
+}
+
+JNIEXPORT jint JNICALL Java_io_csranet_Native_modelClassColour(JNIEnv *env, jclass cls,
+                                                               jlong model, jint index) {
+  (void)cls;
+  if (bad_handle(env, model, "model")) return 0;
+  if (index < 0) {
+    illegal_argument(env, "class index is negative");
+    return 0;
+  }
+  uint8_t rgb[3];
+  if (failed(env, csra_model_class_colour((const CsraModel *)(intptr_t)model, (size_t)index, rgb)))
+    return 0;
+  return (jint)((uint32_t)rgb[0] << 16 | (uint32_t)rgb[1] << 8 | rgb[2]);
+}
+
 JNIEXPORT void JNICALL Java_io_csranet_Native_modelFree(JNIEnv *env, jclass cls, jlong model) {
   (void)env;
   (void)cls;

@@ -10,7 +10,8 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
 /**
  * A CSRA-Net nucleus segmentation model (a native {@code CsraModel}).
  *
- * <p>Thread safety: segmentations, {@link #save(Path)} and {@link #config()} run concurrently
+ * <p>Thread safety: segmentations, {@link #save(Path)}, {@link #config()} and the class queries
+ * ({@link #className}, {@link #classColour}) run concurrently
  * from any number of threads (under a read lock); {@link #loadWeights}, {@link #close()} and
  * training steps of a {@link CsraTrainer} on this model take it exclusively (write lock) and wait
  * for running segmentations. After {@link #close()} every method throws
@@ -83,7 +84,7 @@ public final class CsraModel implements AutoCloseable {
 
     /**
      * The bundled default model (lite, trained on CoNSeP: classes 1 other, 2 inflammatory,
-     * 3 epithelial, 4 spindle-shaped). Throws {@link CsraException} with
+     * 3 epithelial, 4 spindle-shaped, see {@link #className}). Throws {@link CsraException} with
      * {@link Status#NOT_AVAILABLE} when the native library was built without it.
      */
     public static CsraModel createDefault() {
@@ -199,6 +200,41 @@ public final class CsraModel implements AutoCloseable {
     /** The network configuration. */
     public ModelConfig config() {
         return shared(h -> ModelConfig.fromNative(Native.modelConfig(h)));
+    }
+
+    /** Number of classes, background (class 0) included. */
+    public int numClasses() {
+        return shared(Native::modelNumClasses);
+    }
+
+    /**
+     * Name of class {@code index} (0 = background): the name stored with the weights, or the
+     * default for the class count (CoNSeP's for 5 classes, PanNuke's for 6, "class N"
+     * otherwise). Names are as stored (e.g. "other"); QuPath writes them with a capital first
+     * letter.
+     *
+     * @throws IndexOutOfBoundsException unless {@code 0 <= index < numClasses()}
+     */
+    public String className(int index) {
+        return shared(h -> {
+            Objects.checkIndex(index, Native.modelNumClasses(h));
+            return new String(Native.modelClassName(h, index), java.nio.charset.StandardCharsets.UTF_8);
+        });
+    }
+
+    /**
+     * Colour of class {@code index} as {@code {red, green, blue}} (0..255): the colour stored with
+     * the weights, or the default for its name (QuPath's own colour for the classes QuPath
+     * predefines, such as "Other").
+     *
+     * @throws IndexOutOfBoundsException unless {@code 0 <= index < numClasses()}
+     */
+    public int[] classColour(int index) {
+        int rgb = shared(h -> {
+            Objects.checkIndex(index, Native.modelNumClasses(h));
+            return Native.modelClassColour(h, index);
+        });
+        return new int[] {(rgb >> 16) & 0xff, (rgb >> 8) & 0xff, rgb & 0xff};
     }
 
     // ------------------------------------------------------------------------------------

@@ -92,6 +92,14 @@ final class Native {
 
     static native long[] modelConfig(long model);
 
+    static native int modelNumClasses(long model);
+
+    /** The UTF-8 bytes of a class name; {@code index} checked by the caller. */
+    static native byte[] modelClassName(long model, int index);
+
+    /** A class colour as {@code 0xRRGGBB}; {@code index} checked by the caller. */
+    static native int modelClassColour(long model, int index);
+
     static native void modelFree(long model);
 
     // Segmentation

@@ -55,6 +55,7 @@ public final class CsraTests {
         c.test("close() or loadWeights() from inside a listener throws instead of deadlocking", CsraTests::reentrant);
         c.test("bad inputs give exceptions, never a crash", CsraTests::badInputs);
         c.test("weights: save, load(Path), fromBytes, loadWeights, failed load keeps weights", CsraTests::weights);
+        c.test("class names and colours: defaults, from the weights, UTF-8, bad indices", CsraTests::classes);
         c.test("TiledSegmenter: merge logic on synthetic candidates", CsraTests::mergeLogic);
         c.test("TiledSegmenter on 2x2 copies of patch1: exactly the per-tile results", CsraTests::tiledExact);
         c.test("TiledSegmenter on he_500.png: threads, regions, cancellation, reader errors", CsraTests::tiled);
@@ -411,6 +412,57 @@ public final class CsraTests {
             sameAs(ref("tile"), random.segmentTile(patch1).instances(), "after failed loads");
             random.loadWeights(Files.readAllBytes(file));
             sameAs(a.instances(), random.segmentTile(patch1).instances(), "weights back from bytes");
+        }
+    }
+
+    /** {@code bytes} with the first occurrence of {@code from} replaced by {@code to} (same length). */
+    static byte[] replaced(byte[] bytes, byte[] from, byte[] to) {
+        check(from.length == to.length, "same length");
+        byte[] out = bytes.clone();
+        for (int i = 0; i + from.length <= out.length; i++) {
+            if (Arrays.equals(out, i, i + from.length, from, 0, from.length)) {
+                System.arraycopy(to, 0, out, i, to.length);
+                return out;
+            }
+        }
+        throw new AssertionError("not found: " + new String(from, java.nio.charset.StandardCharsets.UTF_8));
+    }
+
+    static void classes() throws IOException {
+        // The bundled model: CoNSeP's classes; "other" in QuPath's colour of its class "Other".
+        equal(5, model.numClasses(), "classes");
+        List<String> names = new ArrayList<>();
+        List<String> colours = new ArrayList<>();
+        for (int k = 0; k < model.numClasses(); k++) {
+            names.add(model.className(k));
+            colours.add(Arrays.toString(model.classColour(k)));
+        }
+        equal(List.of("background", "other", "inflammatory", "epithelial", "spindle-shaped"), names, "names");
+        equal(List.of("[0, 0, 0]", "[255, 200, 0]", "[0, 210, 0]", "[255, 140, 0]", "[0, 200, 255]"), colours,
+                "colours");
+        fails(IndexOutOfBoundsException.class, () -> model.className(5));
+        fails(IndexOutOfBoundsException.class, () -> model.className(-1));
+        fails(IndexOutOfBoundsException.class, () -> model.classColour(5));
+        fails(IndexOutOfBoundsException.class, () -> model.classColour(Integer.MIN_VALUE));
+
+        // Names travel with the weights: "inflammatory" renamed in the saved file's metadata
+        // to a non-ASCII name of the same UTF-8 length.
+        Path file = scratch.resolve("classes.safetensors");
+        model.save(file);
+        var utf8 = java.nio.charset.StandardCharsets.UTF_8;
+        byte[] renamed = replaced(Files.readAllBytes(file), "inflammatory".getBytes(utf8), "lymphocytés".getBytes(utf8));
+        try (CsraModel m = CsraModel.fromBytes(renamed);
+                CsraModel six = CsraModel.create(ModelConfig.lite().numClasses(6))) {
+            equal("lymphocytés", m.className(2), "a stored non-ASCII name");
+            equal("[0, 210, 0]", Arrays.toString(m.classColour(2)), "the stored colour");
+            equal("neoplastic", six.className(1), "PanNuke's names for 6 classes");
+            equal(6, six.numClasses(), "six classes");
+            m.loadWeights(file);
+            equal("inflammatory", m.className(2), "names follow the weights loaded");
+            m.loadWeights(renamed);
+            equal("lymphocytés", m.className(2), "names follow the weights loaded");
+            fails(CsraException.class, () -> m.loadWeights(new byte[] {1, 2, 3}));
+            equal("lymphocytés", m.className(2), "a failed load keeps the names");
         }
     }
 

@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Set;
 import javax.imageio.ImageIO;
+import qupath.lib.common.ColorTools;
 import qupath.lib.images.ImageData;
 import qupath.lib.images.servers.ImageServer;
 import qupath.lib.images.servers.PixelCalibration;
@@ -97,14 +98,21 @@ public final class FakeQuPathTest {
             check(dets.size() >= 10, "at least 10 nuclei");
             check(!annotation.isLocked(), "lock restored");
             check(hierarchy.events.size() == 1 && hierarchy.events.get(0) == annotation, "one hierarchy event");
-            Set<String> names = new HashSet<>(CsraNet.CONSEP_CLASSES);
+            // Classes as the model names and colours them ("Other" is QuPath's predefined class, so
+            // its colour must be QuPath's for the detections to show the model's colour).
+            CsraModel m = csranet.getModel();
+            List<String> consep = List.of("Other", "Inflammatory", "Epithelial", "Spindle-shaped");
+            Set<String> names = new HashSet<>(consep);
             for (int k = 0; k < Math.min(dets.size(), expected.size()); k++) {
                 PathObject d = dets.get(k);
                 Instance e = expected.get(k);
                 ROIs.ShapeROI roi = (ROIs.ShapeROI) d.getROI();
                 check(d.isDetection(), "detection object");
                 check(names.contains(d.getPathClass().getName()), "class " + d.getPathClass());
-                check(d.getPathClass().getName().equals(CsraNet.CONSEP_CLASSES.get(e.classId() - 1)), "class of " + k);
+                check(d.getPathClass().getName().equals(consep.get(e.classId() - 1)), "class of " + k);
+                int[] c = m.classColour(e.classId());
+                check(d.getPathClass().getColor() == ColorTools.packRGB(c[0], c[1], c[2]),
+                        "class " + d.getPathClass() + " is shown in the model's colour");
                 double[] ex = e.polygonX();
                 double[] ey = e.polygonY();
                 boolean same = ex.length == roi.xs.length;
@@ -151,8 +159,14 @@ public final class FakeQuPathTest {
                 check(e.getMessage().contains("RGB"), e.getMessage());
             }
         }
-        check(CsraNet.builder().classNames("A", "B").build().pathClass(3).getName().equals("Class 3"),
-                "unnamed class");
+        try (CsraNet named = CsraNet.builder().classNames("A", "B").build()) {
+            check(named.pathClass(1).getName().equals("A"), "a name given to the builder");
+            check(named.pathClass(3).getName().equals("Epithelial"), "past the given names, the model's");
+            check(named.pathClass(5).getName().equals("Class 5"), "past the model's classes");
+            check(named.pathClass(5).getColor() == ColorTools.packRGB(128, 128, 128), "grey");
+        }
+        check(CsraNet.titleCase("spindle-shaped").equals("Spindle-shaped") && CsraNet.titleCase("").isEmpty()
+                && CsraNet.titleCase("écaille").equals("Écaille"), "titleCase");
         try {
             CsraNet.builder().tileSize(10).build();
             check(false, "a bad tile size is refused");

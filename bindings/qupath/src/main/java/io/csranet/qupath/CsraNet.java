@@ -13,7 +13,10 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 import java.util.Objects;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -37,7 +40,6 @@ import qupath.lib.roi.interfaces.ROI;
  * def csranet = CsraNet.builder()
  *         .weights("/path/to/model.safetensors")   // leave out for the bundled model
  *         .pixelSize(0.5).tileSize(512).padding(64).threads(4)
- *         .classNames("Other", "Inflammatory", "Epithelial", "Spindle-shaped")
  *         .build()
  * csranet.detectObjects(getCurrentImageData(), getSelectedObjects())
  * csranet.close()
@@ -46,16 +48,16 @@ import qupath.lib.roi.interfaces.ROI;
  * A thin skin over the tested Java API ({@link TiledSegmenter}): it maps a parent's ROI to a
  * region of the image at the requested pixel size, reads tiles through the
  * {@link ImageServer}, and turns instances into detection objects with a {@link PathClass} and
- * measurements. Tiles overlap by {@code padding}; objects touching an inner tile edge are
- * dropped and duplicates merged; only objects whose centroid lies inside the parent ROI are
+ * measurements. Class names and colours are the model's ({@link CsraModel#className},
+ * {@link CsraModel#classColour}: stored with the weights), names with a capital first letter as
+ * QuPath writes them; the model's default colours for classes QuPath predefines (such as
+ * "Other") are QuPath's own, which QuPath keeps whatever colour is given. Tiles overlap by
+ * {@code padding}; objects touching an inner tile edge are dropped and duplicates merged; only objects whose centroid lies inside the parent ROI are
  * kept. Progress is logged (and given to {@link Builder#progress}); interrupting the thread
  * stops the run and leaves the parent unchanged.
  */
 public final class CsraNet implements AutoCloseable {
     private static final Logger logger = LoggerFactory.getLogger(CsraNet.class);
-
-    /** Names of the bundled model's classes 1..4 (CoNSeP). */
-    public static final List<String> CONSEP_CLASSES = List.of("Other", "Inflammatory", "Epithelial", "Spindle-shaped");
 
     private final CsraModel model;
     private final double pixelSize;
@@ -89,7 +91,7 @@ public final class CsraNet implements AutoCloseable {
         private int tileSize = 512;
         private int padding = 64;
         private int threads = 4;
-        private List<String> classNames = CONSEP_CLASSES;
+        private List<String> classNames = List.of();
         private SegmentOptions options;
         private ProgressListener progress;
 
@@ -110,7 +112,10 @@ public final class CsraNet implements AutoCloseable {
         public Builder padding(int v) { padding = v; return this; }
         /** Tiles segmented concurrently. */
         public Builder threads(int v) { threads = v; return this; }
-        /** Names of classes 1, 2, ... (class 0 is background); others get "Class N". */
+        /**
+         * Names of classes 1, 2, ... (class 0 is background) instead of the model's; classes past
+         * the list keep the model's names. The colours stay the model's.
+         */
         public Builder classNames(String... names) { return classNames(Arrays.asList(names)); }
         public Builder classNames(List<String> names) {
             Objects.requireNonNull(names, "names");
@@ -233,6 +238,7 @@ public final class CsraNet implements AutoCloseable {
         boolean microns = cal.hasPixelSizeMicrons();
         double pixelArea = microns ? cal.getPixelWidthMicrons() * cal.getPixelHeightMicrons() : Double.NaN;
         List<PathObject> out = new ArrayList<>(result.instances().size());
+        Map<Integer, PathClass> classes = new HashMap<>();
         for (Instance i : result.instances()) {
             double cx = i.centroidX() * ds;
             double cy = i.centroidY() * ds;
@@ -246,7 +252,7 @@ public final class CsraNet implements AutoCloseable {
                 ys[k] *= ds;
             }
             ROI poly = ROIs.createPolygonROI(xs, ys, plane);
-            PathObject det = PathObjects.createDetectionObject(poly, pathClass(i.classId()));
+            PathObject det = PathObjects.createDetectionObject(poly, classes.computeIfAbsent(i.classId(), this::pathClass));
             try (var ml = det.getMeasurementList()) {
                 double area = i.area() * ds * ds;
                 ml.put("Score", i.score());
@@ -260,29 +266,29 @@ public final class CsraNet implements AutoCloseable {
         return out;
     }
 
-    /** The QuPath class of a class id, coloured as csranet's CLI colours it. */
+    /**
+     * The QuPath class of a class id: the name from {@link Builder#classNames} or else the model's
+     * (capital first letter), in the model's colour; "Class N" in grey past the model's classes.
+     */
     PathClass pathClass(int classId) {
-        String name = classId >= 1 && classId <= classNames.size() ? classNames.get(classId - 1) : "Class " + classId;
-        return PathClass.fromString(name, colour(classId, name));
+        int n = model.numClasses();
+        if (classId < 0 || classId >= n) {
+            return PathClass.fromString("Class " + classId, ColorTools.packRGB(128, 128, 128));
+        }
+        String name = classId >= 1 && classId <= classNames.size()
+                ? classNames.get(classId - 1)
+                : titleCase(model.className(classId));
+        int[] c = model.classColour(classId);
+        return PathClass.fromString(name, ColorTools.packRGB(c[0], c[1], c[2]));
     }
 
-    static int colour(int classId, String name) {
-        switch (name.toLowerCase(java.util.Locale.ROOT)) {
-            case "other":
-                return ColorTools.packRGB(255, 230, 0);
-            case "inflammatory":
-                return ColorTools.packRGB(0, 210, 0);
-            case "epithelial":
-                return ColorTools.packRGB(255, 140, 0);
-            case "spindle-shaped":
-            case "spindle":
-                return ColorTools.packRGB(0, 200, 255);
-            default:
-                int[][] palette = {{255, 230, 0}, {0, 255, 0}, {0, 220, 255}, {255, 140, 0}, {255, 0, 255},
-                    {255, 255, 255}, {255, 40, 40}, {0, 120, 255}};
-                int[] c = palette[Math.floorMod(classId - 1, palette.length)];
-                return ColorTools.packRGB(c[0], c[1], c[2]);
+    /** {@code name} with its first letter upper-cased, as csranet writes class names for QuPath. */
+    static String titleCase(String name) {
+        if (name.isEmpty()) {
+            return name;
         }
+        int first = Character.charCount(name.codePointAt(0));
+        return name.substring(0, first).toUpperCase(Locale.ROOT) + name.substring(first);
     }
 
     /** Frees the model. */

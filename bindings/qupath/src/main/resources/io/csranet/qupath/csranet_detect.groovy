@@ -22,7 +22,8 @@ def csranet = CsraNet.builder()
         .tileSize(512)       // pixels at that resolution, padding included
         .padding(64)         // context around each tile; above the largest nucleus diameter
         .threads(4)          // tiles segmented concurrently
-        .classNames('Other', 'Inflammatory', 'Epithelial', 'Spindle-shaped')
+        // class names and colours come from the model (stored with its weights);
+        // .classNames('A', 'B', ...) would rename classes 1, 2, ...
         .build()
 try {
     csranet.detectObjects(getCurrentImageData(), parents)
