@@ -131,8 +131,8 @@ fn zeroed<T: Clone + Default>(n: usize, what: &str) -> Result<Vec<T>> {
     let mut v = Vec::new();
     v.try_reserve_exact(n).map_err(|_| {
         Error::invalid(format!(
-            "cannot allocate the {what} ({:.1} GiB) for an image this large: segment it by \
-             regions (csra_segment_region / segment_stream), which do not hold whole-image maps",
+            "cannot allocate the {what} ({:.1} GiB) for an image this large: segment it in \
+             parts, or with segment_stream, which holds no whole-image maps",
             (n * std::mem::size_of::<T>()) as f64 / (1u64 << 30) as f64
         ))
     })?;

@@ -101,8 +101,9 @@ pub fn check(store: &ParamStore, bytes: &[u8]) -> Result<BTreeMap<String, Tensor
 /// Loads weights from a buffer into `model`, with the buffer's class names and colours
 /// ([`classes_of`]): all or nothing.
 pub fn load_bytes(model: &CsraNet, bytes: &[u8]) -> Result<()> {
-    let classes = classes_of(bytes, model.config().num_classes)?;
+    // Tensors first: a file of another architecture is named by its first misfit tensor.
     let values = check(model.params(), bytes)?;
+    let classes = classes_of(bytes, model.config().num_classes)?;
     model.params().set_all(&values)?;
     // Equal classes keep the model's (so names handed out before stay valid).
     if *model.classes() != classes {

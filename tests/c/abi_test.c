@@ -664,7 +664,8 @@ static void check_images(const CsraModel *model, const unsigned char *rgb, unsig
   /* Options */
   EXPECT_STATUS(csra_segment_options_default(NULL), CSRA_NULL_ARGUMENT, "`out`");
   EXPECT_STATUS(csra_segment_options_default(&o), CSRA_OK, NULL);
-  EXPECT(o.struct_size == sizeof o && o.tile_size == 512 && o.overlap == 64 &&
+  /* overlap 0: the model's own (64 px for the bundled seed-style model). */
+  EXPECT(o.struct_size == sizeof o && o.tile_size == 512 && o.overlap == 0 &&
              o.batch_size == 2 && o.keep_probabilities == 1,
          "default options: size %zu tile %u overlap %u batch %u keep %u", o.struct_size,
          (unsigned)o.tile_size, (unsigned)o.overlap, (unsigned)o.batch_size,
@@ -760,7 +761,7 @@ static void check_segment_image(const CsraModel *model, const unsigned char *rgb
   EXPECT_STATUS(csra_segment_image(model, &im, &o, NULL, NULL, &seg), CSRA_INVALID_ARGUMENT,
                 "tile_size");
   o.tile_size = 64;
-  o.overlap = 32;
+  o.overlap = 33; /* more than half the tile */
   EXPECT_STATUS(csra_segment_image(model, &im, &o, NULL, NULL, &seg), CSRA_INVALID_ARGUMENT,
                 "overlap");
   o.overlap = 16;

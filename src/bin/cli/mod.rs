@@ -187,6 +187,18 @@ pub struct PostArgs {
     /// split touching nuclei more eagerly.
     #[arg(long = "h-maxima", value_name = "PX", default_value_t = PostprocessConfig::default().h)]
     pub h: f32,
+    /// Models with the geometry head: a pixel is a nucleus pixel when 1 - p(background)
+    /// reaches this.
+    #[arg(long, value_name = "P", default_value_t = PostprocessConfig::default().fg_threshold)]
+    pub fg_threshold: f32,
+    /// Models with the geometry head: marker pixels lie within this of a nucleus centre on
+    /// both HV maps (max(|h|, |v|), maps in [-1, 1]).
+    #[arg(long, value_name = "R", default_value_t = PostprocessConfig::default().hv_core)]
+    pub hv_core: f32,
+    /// Models with the geometry head: marker pixels have a boundary energy (the maps'
+    /// falling slope per pixel) below this.
+    #[arg(long, value_name = "E", default_value_t = PostprocessConfig::default().hv_edge)]
+    pub hv_edge: f32,
 }
 
 impl PostArgs {
@@ -194,6 +206,9 @@ impl PostArgs {
         PostprocessConfig {
             min_area: self.min_area,
             h: self.h,
+            fg_threshold: self.fg_threshold,
+            hv_core: self.hv_core,
+            hv_edge: self.hv_edge,
             ..PostprocessConfig::default()
         }
     }
