@@ -1,5 +1,6 @@
 //! Step 5 of the pipeline: concave-point cuts of regions the distance map cannot separate.
 
+use super::labels::components;
 use super::PostprocessConfig;
 use crate::infer::polygons;
 use std::collections::VecDeque;
@@ -194,46 +195,14 @@ fn cut_region(
             work[b] = false;
         }
         // 4-connected components of the region minus the barrier.
-        let mut comp = vec![0u32; bw * bh];
-        let mut sizes = vec![0u32];
-        for s0 in 0..bw * bh {
-            if !work[s0] || comp[s0] != 0 {
-                continue;
-            }
-            let c = sizes.len() as u32;
-            sizes.push(0);
-            let mut st = vec![s0];
-            comp[s0] = c;
-            while let Some(u) = st.pop() {
-                sizes[c as usize] += 1;
-                let (ux, uy) = (u % bw, u / bw);
-                let mut visit = |v: usize| {
-                    if work[v] && comp[v] == 0 {
-                        comp[v] = c;
-                        st.push(v);
-                    }
-                };
-                if ux > 0 {
-                    visit(u - 1);
-                }
-                if ux + 1 < bw {
-                    visit(u + 1);
-                }
-                if uy > 0 {
-                    visit(u - bw);
-                }
-                if uy + 1 < bh {
-                    visit(u + bw);
-                }
-            }
-        }
+        let (comp, sizes) = components(&work, bw, bh);
         if sizes.len() < 3 {
             continue;
         }
         let mut order: Vec<usize> = (1..sizes.len()).collect();
         order.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));
         let (ca, cb) = (order[0] as u32, order[1] as u32);
-        let smaller = sizes[cb as usize];
+        let smaller = sizes[cb as usize] as u32;
         if smaller < min_part || (smaller as f64) < 0.1 * area as f64 {
             continue;
         }

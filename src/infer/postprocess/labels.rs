@@ -106,3 +106,43 @@ pub(super) fn finalize_labels(
     }
     out
 }
+
+/// 4-connected components of `mask` (`w x h`): labels from 1 (0 outside the mask) and the
+/// size of each (index = label; `sizes[0]` is 0).
+pub(super) fn components(mask: &[bool], w: usize, h: usize) -> (Vec<u32>, Vec<usize>) {
+    let mut labels = vec![0u32; w * h];
+    let mut sizes = vec![0usize];
+    let mut stack = Vec::new();
+    for start in 0..w * h {
+        if !mask[start] || labels[start] != 0 {
+            continue;
+        }
+        let id = sizes.len() as u32;
+        sizes.push(0);
+        labels[start] = id;
+        stack.push(start);
+        while let Some(p) = stack.pop() {
+            sizes[id as usize] += 1;
+            let (x, y) = (p % w, p / w);
+            let mut visit = |q: usize| {
+                if mask[q] && labels[q] == 0 {
+                    labels[q] = id;
+                    stack.push(q);
+                }
+            };
+            if x > 0 {
+                visit(p - 1);
+            }
+            if x + 1 < w {
+                visit(p + 1);
+            }
+            if y > 0 {
+                visit(p - w);
+            }
+            if y + 1 < h {
+                visit(p + w);
+            }
+        }
+    }
+    (labels, sizes)
+}
