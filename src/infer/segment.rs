@@ -112,18 +112,19 @@ pub struct Segmentation {
     pub instances: Vec<Instance>,
 }
 
+/// The most probable class at pixel `i` of `C x n` probabilities (ties: the lower class).
+fn argmax_at(probs: &[f32], c: usize, n: usize, i: usize) -> u8 {
+    let mut best = 0;
+    for k in 1..c {
+        if probs[k * n + i] > probs[best * n + i] {
+            best = k;
+        }
+    }
+    best as u8
+}
+
 fn argmax_map(probs: &[f32], c: usize, n: usize) -> Vec<u8> {
-    (0..n)
-        .map(|i| {
-            let mut best = 0;
-            for k in 1..c {
-                if probs[k * n + i] > probs[best * n + i] {
-                    best = k;
-                }
-            }
-            best as u8
-        })
-        .collect()
+    (0..n).map(|i| argmax_at(probs, c, n, i)).collect()
 }
 
 /// A zeroed buffer of `n` values, or an error (instead of an abort) when it cannot be had.
@@ -217,13 +218,7 @@ pub fn segment_image(
         for gy in t.y.lo..t.y.hi {
             for gx in t.x.lo..t.x.hi {
                 let li = (gy - y0) * rw + gx - x0;
-                let mut best = 0;
-                for k in 1..c {
-                    if p[k * rn + li] > p[best * rn + li] {
-                        best = k;
-                    }
-                }
-                class_map[gy * w + gx] = best as u8;
+                class_map[gy * w + gx] = argmax_at(p, c, rn, li);
                 if let Some(pr) = probabilities.as_mut() {
                     for k in 0..c {
                         pr[k * n + gy * w + gx] = p[k * rn + li];

@@ -199,6 +199,10 @@ pub struct PostArgs {
     /// falling slope per pixel) below this.
     #[arg(long, value_name = "E", default_value_t = PostprocessConfig::default().hv_edge)]
     pub hv_edge: f32,
+    /// Models with the geometry head: post-process the class map (distance transform)
+    /// instead of the HV maps.
+    #[arg(long)]
+    pub no_geometry: bool,
 }
 
 impl PostArgs {
@@ -209,6 +213,7 @@ impl PostArgs {
             fg_threshold: self.fg_threshold,
             hv_core: self.hv_core,
             hv_edge: self.hv_edge,
+            use_geometry: !self.no_geometry,
             ..PostprocessConfig::default()
         }
     }

@@ -99,11 +99,11 @@ pub fn geometry_labels(
     }
     // Flood on the padded grid the watershed works on; levels of 1/32 of the priority's
     // scale (the priority is in [0, 1]: scaled to 8 "pixels" of the distance scale).
-    let (pw, ph) = (w + 2, h + 2);
+    let pw = w + 2;
     let cls: Vec<u32> = fg.iter().map(|&f| u32::from(f)).collect();
     let grid = Grid::new(&cls, w, h, false);
-    let mut pri = vec![0f32; pw * ph];
-    let mut lab = vec![0u32; pw * ph];
+    let mut pri = vec![0f32; pw * (h + 2)];
+    let mut lab = vec![0u32; pw * (h + 2)];
     for y in 0..h {
         for x in 0..w {
             let (i, p) = (y * w + x, (y + 1) * pw + x + 1);
@@ -118,7 +118,6 @@ pub fn geometry_labels(
             out[y * w + x] = flooded[(y + 1) * pw + x + 1];
         }
     }
-    let _ = ph;
     out
 }
 
@@ -132,7 +131,7 @@ pub fn instances_from_outputs(
     height: usize,
     cfg: &PostprocessConfig,
 ) -> Instances {
-    let Some(hv) = hv else {
+    let Some(hv) = hv.filter(|_| cfg.use_geometry) else {
         return super::instances_from_probs(probs, num_classes, width, height, cfg);
     };
     let raw = geometry_labels(probs, hv, width, height, cfg);

@@ -103,6 +103,9 @@ pub struct PostprocessConfig {
     pub hv_edge: f32,
     /// Geometry path: smallest marker, in pixels. Default 4.
     pub hv_marker_area: u32,
+    /// Use the geometry path when the model predicts HV maps (default); `false` runs the
+    /// class-map path (distance transform) on such models too, for comparing the two.
+    pub use_geometry: bool,
 }
 
 impl Default for PostprocessConfig {
@@ -122,6 +125,7 @@ impl Default for PostprocessConfig {
             hv_core: 0.5,
             hv_edge: 0.3,
             hv_marker_area: 4,
+            use_geometry: true,
         }
     }
 }
